@@ -1,0 +1,162 @@
+"""A compact Whisper forward over transformers' modules: real-length encoder, masked
+cross-attention, and a KV cache we own.
+
+Why not `model.generate()`/`model.forward()`: transformers' encoder insists on 3000 frames
+(30 s) and its cache classes change between releases. Walking the same modules ourselves keeps
+every `nn.Linear` call (so LoRA wrappers see each projection) while letting a batch of clips run
+at the longest clip's length, with padded frames masked so a row's result does not depend on
+what it was batched with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def encoder_lengths(frame_lengths: torch.Tensor) -> torch.Tensor:
+    """Mel frames -> encoder positions (conv2 has stride 2)."""
+    return (frame_lengths + 1) // 2
+
+
+def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+def _attend(q, k, v, mask=None, causal=False):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
+def encode(model: nn.Module, features: torch.Tensor,
+           frame_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """features [B, n_mels, T] -> (hidden [B, S, D], key padding mask [B, S] True = real or None).
+
+    T may be anything up to 3000; the positional table is sliced to the input's length.
+    """
+    enc = model.model.encoder
+    x = F.gelu(enc.conv1(features))
+    x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
+    S = x.shape[1]
+    if S > enc.embed_positions.weight.shape[0]:
+        raise ValueError(f"input of {S} encoder positions exceeds the model's {enc.embed_positions.weight.shape[0]}")
+    x = x + enc.embed_positions.weight[:S]
+    x = F.dropout(x, p=enc.dropout, training=enc.training)
+    keep = None
+    mask = None
+    if frame_lengths is not None:
+        lens = encoder_lengths(frame_lengths.to(x.device))
+        if bool((lens < S).any()):
+            keep = torch.arange(S, device=x.device)[None, :] < lens[:, None]
+            mask = keep[:, None, None, :]  # broadcast over heads and queries
+    for layer in enc.layers:
+        attn = layer.self_attn
+        h = layer.self_attn_layer_norm(x)
+        q = _split_heads(attn.q_proj(h), attn.num_heads)
+        k = _split_heads(attn.k_proj(h), attn.num_heads)
+        v = _split_heads(attn.v_proj(h), attn.num_heads)
+        h = _merge_heads(_attend(q, k, v, mask))
+        x = x + F.dropout(attn.out_proj(h), p=layer.dropout, training=layer.training)
+        h = layer.final_layer_norm(x)
+        h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,
+                                training=layer.training))
+        x = x + F.dropout(h, p=layer.dropout, training=layer.training)
+    return enc.layer_norm(x), keep
+
+
+@dataclass
+class KVCache:
+    """Per decoder layer: self-attention keys/values so far, and the cross-attention ones."""
+    self_k: list[torch.Tensor | None]
+    self_v: list[torch.Tensor | None]
+    cross_k: list[torch.Tensor]
+    cross_v: list[torch.Tensor]
+    cross_mask: torch.Tensor | None
+    length: int = 0
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """Keep/reorder/repeat rows (beam search, finished rows dropped)."""
+        pick = lambda ts: [t.index_select(0, index) if t is not None else None for t in ts]  # noqa: E731
+        return KVCache(pick(self.self_k), pick(self.self_v), pick(self.cross_k), pick(self.cross_v),
+                       None if self.cross_mask is None else self.cross_mask.index_select(0, index),
+                       self.length)
+
+
+def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.Tensor | None) -> KVCache:
+    dec = model.model.decoder
+    ck, cv = [], []
+    for layer in dec.layers:
+        a = layer.encoder_attn
+        ck.append(_split_heads(a.k_proj(encoder_out), a.num_heads))
+        cv.append(_split_heads(a.v_proj(encoder_out), a.num_heads))
+    n = len(dec.layers)
+    mask = None if encoder_keep is None else encoder_keep[:, None, None, :]
+    return KVCache([None] * n, [None] * n, ck, cv, mask, 0)
+
+
+def decoder_step(model: nn.Module, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """tokens [B, L] continuing the cached prefix -> logits [B, L, V]; updates `cache` in place."""
+    dec = model.model.decoder
+    L = tokens.shape[1]
+    start = cache.length
+    if start + L > dec.embed_positions.weight.shape[0]:
+        raise ValueError("decoded sequence exceeds the model's maximum target length")
+    x = dec.embed_tokens(tokens) + dec.embed_positions.weight[start:start + L]
+    causal_mask = None
+    if L > 1:
+        # New queries see every cached key and the new keys up to themselves.
+        causal_mask = torch.ones(L, start + L, dtype=torch.bool, device=tokens.device).tril(start)
+    for i, layer in enumerate(dec.layers):
+        a = layer.self_attn
+        h = layer.self_attn_layer_norm(x)
+        q = _split_heads(a.q_proj(h), a.num_heads)
+        k = _split_heads(a.k_proj(h), a.num_heads)
+        v = _split_heads(a.v_proj(h), a.num_heads)
+        if cache.self_k[i] is not None:
+            k = torch.cat([cache.self_k[i], k], dim=2)
+            v = torch.cat([cache.self_v[i], v], dim=2)
+        cache.self_k[i], cache.self_v[i] = k, v
+        x = x + a.out_proj(_merge_heads(_attend(q, k, v, causal_mask)))
+        c = layer.encoder_attn
+        h = layer.encoder_attn_layer_norm(x)
+        q = _split_heads(c.q_proj(h), c.num_heads)
+        x = x + c.out_proj(_merge_heads(_attend(q, cache.cross_k[i], cache.cross_v[i], cache.cross_mask)))
+        h = layer.final_layer_norm(x)
+        x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+    cache.length = start + L
+    return model.proj_out(dec.layer_norm(x))
+
+
+def decoder_logits(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch.Tensor,
+                   encoder_keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Teacher-forced logits for training: [B, L] -> [B, L, V] (dropout active in train mode)."""
+    dec = model.model.decoder
+    L = input_ids.shape[1]
+    x = dec.embed_tokens(input_ids) + dec.embed_positions.weight[:L]
+    x = F.dropout(x, p=dec.dropout, training=dec.training)
+    cross_mask = None if encoder_keep is None else encoder_keep[:, None, None, :]
+    for layer in dec.layers:
+        a = layer.self_attn
+        h = layer.self_attn_layer_norm(x)
+        q, k, v = (_split_heads(p(h), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
+        h = a.out_proj(_merge_heads(_attend(q, k, v, causal=True)))
+        x = x + F.dropout(h, p=layer.dropout, training=layer.training)
+        c = layer.encoder_attn
+        h = layer.encoder_attn_layer_norm(x)
+        q = _split_heads(c.q_proj(h), c.num_heads)
+        k = _split_heads(c.k_proj(encoder_out), c.num_heads)
+        v = _split_heads(c.v_proj(encoder_out), c.num_heads)
+        h = c.out_proj(_merge_heads(_attend(q, k, v, cross_mask)))
+        x = x + F.dropout(h, p=layer.dropout, training=layer.training)
+        h = layer.final_layer_norm(x)
+        h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,
+                                training=layer.training))
+        x = x + F.dropout(h, p=layer.dropout, training=layer.training)
+    return model.proj_out(dec.layer_norm(x))

@@ -1,0 +1,82 @@
+"""Whisper log-mel features computed in torch, in batch, at each clip's real length.
+
+transformers' feature extractor pads every clip to 30 s; training and decoding at the real
+length is most of our CPU speed (see ../shared/ASSETS.md), so features are computed here with
+the same filters and normalisation as Whisper, over the longest clip in the batch only.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_SECONDS = 30
+N_SAMPLES_30S = CHUNK_SECONDS * SAMPLE_RATE
+N_FRAMES_30S = N_SAMPLES_30S // HOP_LENGTH  # 3000 mel frames = 1500 encoder positions
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int) -> torch.Tensor:
+    # Same slaney-normalised filter bank as openai/whisper's mel_filters.npz and
+    # transformers' WhisperFeatureExtractor.
+    from transformers.audio_utils import mel_filter_bank
+
+    fb = mel_filter_bank(
+        num_frequency_bins=1 + N_FFT // 2,
+        num_mel_filters=n_mels,
+        min_frequency=0.0,
+        max_frequency=8000.0,
+        sampling_rate=SAMPLE_RATE,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    return torch.from_numpy(np.asarray(fb, dtype=np.float32)).T.contiguous()  # [n_mels, n_freq]
+
+
+def frames_for(n_samples: int) -> int:
+    """Mel frames kept for a clip: even (the encoder's conv halves it), at least 2."""
+    frames = max(2, -(-n_samples // HOP_LENGTH))
+    return frames + (frames % 2)
+
+
+def log_mel(
+    audios: list[np.ndarray] | list[torch.Tensor],
+    n_mels: int = 80,
+    pad_30s: bool = False,
+    max_frames: int = N_FRAMES_30S,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch of 16 kHz mono float clips -> (features [B, n_mels, T], frame lengths [B]).
+
+    T is the longest clip's frame count (or 3000 with `pad_30s`); shorter rows are padded with
+    the features of silence, exactly as Whisper pads with zeros before the STFT.
+    Clips longer than 30 s are cut to `max_frames`: long-form audio is windowed by the caller.
+    """
+    if not audios:
+        raise ValueError("log_mel needs at least one clip")
+    waves = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in audios]
+    lengths = torch.tensor([min(frames_for(len(w)), max_frames) for w in waves])
+    T = max_frames if pad_30s else int(lengths.max())
+    n = T * HOP_LENGTH
+    batch = torch.zeros(len(waves), n)
+    for i, w in enumerate(waves):
+        w = w[:n]
+        batch[i, : len(w)] = w
+    window = torch.hann_window(N_FFT)
+    stft = torch.stft(batch, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    magnitudes = stft[..., :-1].abs() ** 2  # [B, n_freq, T]
+    mel = mel_filters(n_mels) @ magnitudes
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    # Whisper's dynamic-range clamp is per clip over its own frames; padding frames must not
+    # raise the floor, so take the max over each row's real frames only.
+    frame_idx = torch.arange(T)
+    real = frame_idx[None, :] < lengths[:, None]
+    row_max = torch.where(real[:, None, :], log_spec, torch.full_like(log_spec, -1e9)).amax(dim=(1, 2))
+    if pad_30s:
+        row_max = log_spec.amax(dim=(1, 2))
+    log_spec = torch.maximum(log_spec, (row_max - 8.0)[:, None, None])
+    features = (log_spec + 4.0) / 4.0
+    return features, (lengths if not pad_30s else torch.full_like(lengths, T))

@@ -1,0 +1,274 @@
+"""Batched Whisper decoding: greedy, beam search, temperature fallback, language ID.
+
+Works on our real-length forward (`backbone.forward`): a batch of clips of mixed lengths is
+encoded once at the longest clip's length with padded frames masked. Per-row LoRA routing, if
+the model carries a bank (`model.lora_routing`), follows the rows through beam expansion and
+the dropping of finished rows.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+
+from lora_whisper.backbone.forward import KVCache, decoder_step, encode, init_cache
+from lora_whisper.backbone.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    beam_size: int = 1
+    max_new_tokens: int | None = None          # None: up to the model's context (224 tokens)
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4   # Whisper's repetition-loop rule
+    logprob_threshold: float | None = -1.0
+    suppress_blank: bool = True
+    seed: int = 0
+
+
+@dataclass
+class DecodeResult:
+    tokens: list[int]
+    text: str
+    avg_logprob: float
+    compression_ratio: float
+    temperature: float
+    language: str | None = None
+    language_probs: dict[str, float] = field(default_factory=dict)
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _routing_state(model):
+    return getattr(model, "lora_routing", None)
+
+
+class _Router:
+    """Keeps the model's per-row LoRA routing aligned with the decoder's rows."""
+
+    def __init__(self, model, routing):
+        self.state = _routing_state(model)
+        self.routing = routing if self.state is not None else None
+        self.current = self.routing
+        self._apply()
+
+    def _apply(self):
+        if self.state is not None:
+            self.state.set(self.current)
+
+    def reset(self):
+        self.current = self.routing
+        self._apply()
+
+    def expand(self, n: int):
+        if self.current is not None and n > 1:
+            self.current = self.current.repeat_interleave(n)
+            self._apply()
+
+    def select(self, index: torch.Tensor):
+        if self.current is not None:
+            self.current = self.current.index_select(index)
+            self._apply()
+
+    def close(self):
+        if self.state is not None:
+            self.state.set(None)
+
+
+def _token_mask(vocab: Vocabulary, vocab_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Additive masks: always-suppressed ids, and those suppressed at the first position too."""
+    always = torch.zeros(vocab_size, device=device)
+    always[vocab.eot + 1:] = float("-inf")  # special and timestamp tokens: never text
+    for t in vocab.suppress:
+        if 0 <= t < vocab_size:
+            always[t] = float("-inf")
+    first = always.clone()
+    for t in vocab.suppress_begin:
+        if 0 <= t < vocab_size:
+            first[t] = float("-inf")
+    return always, first
+
+
+def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
+                      temperature: float, router: _Router, generator) -> tuple[list[list[int]], list[float]]:
+    B = prompt.shape[0]
+    always, first = _token_mask(vocab, model.config.vocab_size, prompt.device)
+    tokens: list[list[int]] = [[] for _ in range(B)]
+    sum_lp = [0.0] * B
+    alive = torch.arange(B)
+    logits = decoder_step(model, prompt, cache)[:, -1]
+    for step in range(max_new):
+        logits = logits.float() + (first if step == 0 else always)
+        if temperature > 0:
+            probs = F.softmax(logits / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            nxt = logits.argmax(-1)
+        lp = F.log_softmax(logits, dim=-1).gather(1, nxt[:, None]).squeeze(1)
+        done = nxt == vocab.eot
+        for j, row in enumerate(alive.tolist()):
+            sum_lp[row] += float(lp[j])
+            if not done[j]:
+                tokens[row].append(int(nxt[j]))
+        if bool(done.all()) or step == max_new - 1:
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            alive = alive[keep]
+            nxt = nxt[keep]
+            cache = cache.select(keep)
+            router.select(keep)
+        logits = decoder_step(model, nxt[:, None], cache)[:, -1]
+    return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)]
+
+
+def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
+                 beam: int, router: _Router) -> tuple[list[list[int]], list[float]]:
+    B = prompt.shape[0]
+    V = model.config.vocab_size
+    always, first = _token_mask(vocab, V, prompt.device)
+    rows = torch.arange(B).repeat_interleave(beam)
+    cache = cache.select(rows)
+    router.expand(beam)
+    prompt = prompt.repeat_interleave(beam, dim=0)
+    scores = torch.zeros(B, beam)
+    scores[:, 1:] = float("-inf")  # all beams start identical: keep one
+    seqs: list[list[list[int]]] = [[[] for _ in range(beam)] for _ in range(B)]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
+    row_done = [False] * B
+    logits = decoder_step(model, prompt, cache)[:, -1]
+    for step in range(max_new):
+        lp = F.log_softmax(logits.float() + (first if step == 0 else always), dim=-1).view(B, beam, V)
+        cand = (scores[:, :, None] + lp).view(B, beam * V)
+        top_s, top_i = cand.topk(2 * beam, dim=-1)
+        new_scores = torch.full((B, beam), float("-inf"))
+        src = torch.zeros(B, beam, dtype=torch.long)
+        nxt = torch.full((B, beam), vocab.eot, dtype=torch.long)
+        new_seqs: list[list[list[int]]] = []
+        for b in range(B):
+            kept: list[list[int]] = []
+            if row_done[b]:
+                new_seqs.append(seqs[b])
+                continue
+            for s, i in zip(top_s[b].tolist(), top_i[b].tolist()):
+                k, tok = divmod(i, V)
+                if s == float("-inf"):
+                    break
+                if tok == vocab.eot:
+                    finished[b].append((s, seqs[b][k]))
+                else:
+                    j = len(kept)
+                    new_scores[b, j], src[b, j], nxt[b, j] = s, k, tok
+                    kept.append(seqs[b][k] + [tok])
+                if len(kept) == beam:
+                    break
+            while len(kept) < beam:
+                kept.append([])
+            new_seqs.append(kept)
+            if len(finished[b]) >= beam:
+                row_done[b] = True
+                new_scores[b] = float("-inf")
+        seqs, scores = new_seqs, new_scores
+        if all(row_done) or step == max_new - 1:
+            break
+        index = (torch.arange(B)[:, None] * beam + src).view(-1)
+        cache = cache.select(index)
+        router.select(index)
+        logits = decoder_step(model, nxt.view(-1, 1), cache)[:, -1]
+    out_tokens, out_lp = [], []
+    for b in range(B):
+        pool = finished[b] or [(float(scores[b, k]), seqs[b][k]) for k in range(beam)
+                               if scores[b, k] > float("-inf")]
+        s, toks = max(pool, key=lambda p: p[0] / (len(p[1]) + 1))
+        out_tokens.append(toks)
+        out_lp.append(s / (len(toks) + 1))
+    return out_tokens, out_lp
+
+
+@torch.no_grad()
+def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths: torch.Tensor | None,
+                 prompts: list[list[int]], routing=None, options: DecodeOptions = DecodeOptions(),
+                 encoded: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> list[DecodeResult]:
+    """Decode B clips; `prompts[i]` is row i's start sequence (same length for all rows)."""
+    B = features.shape[0]
+    if len(prompts) != B or len({len(p) for p in prompts}) != 1:
+        raise ValueError("one prompt per row, all of the same length")
+    router = _Router(model, routing)
+    try:
+        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
+        max_ctx = model.config.max_target_positions // 2
+        max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
+        prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
+        results: list[DecodeResult | None] = [None] * B
+        todo = list(range(B))
+        generator = torch.Generator().manual_seed(options.seed)
+        for t_i, temperature in enumerate(options.temperatures):
+            idx = torch.tensor(todo)
+            router.reset()
+            router.select(idx) if len(todo) < B else None
+            sub_keep = None if keep is None else keep[idx]
+            cache = init_cache(model, enc[idx], sub_keep)
+            if temperature == 0 and options.beam_size > 1:
+                toks, lps = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size, router)
+            else:
+                toks, lps = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
+                                              router, generator)
+            last = t_i == len(options.temperatures) - 1
+            retry = []
+            for row, t, lp in zip(todo, toks, lps):
+                text = vocab.decode(t)
+                res = DecodeResult(t, text, lp, compression_ratio(text), temperature)
+                bad = ((options.compression_ratio_threshold is not None
+                        and res.compression_ratio > options.compression_ratio_threshold)
+                       or (options.logprob_threshold is not None and lp < options.logprob_threshold))
+                prev = results[row]
+                if prev is None or _better(res, prev, options):
+                    results[row] = res
+                if bad and not last:
+                    retry.append(row)
+            if not retry:
+                break
+            todo = retry
+        return [r for r in results if r is not None]
+    finally:
+        router.close()
+
+
+def _better(new: DecodeResult, old: DecodeResult, options: DecodeOptions) -> bool:
+    """Among fallback attempts prefer one without a repetition loop, then the likelier one."""
+    thr = options.compression_ratio_threshold
+    new_loop = thr is not None and new.compression_ratio > thr
+    old_loop = thr is not None and old.compression_ratio > thr
+    if new_loop != old_loop:
+        return not new_loop
+    return new.avg_logprob > old.avg_logprob
+
+
+@torch.no_grad()
+def language_probs(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths: torch.Tensor | None,
+                   routing=None, encoded=None, candidates: list[str] | None = None) -> torch.Tensor:
+    """Whisper's language ID: softmax over the language tokens after <|startoftranscript|>.
+
+    Returns [B, n] probabilities over `candidates` (default: every language the backbone has),
+    in that order.
+    """
+    codes = candidates or vocab.languages
+    router = _Router(model, routing)
+    try:
+        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
+        cache = init_cache(model, enc, keep)
+        sot = torch.full((enc.shape[0], 1), vocab.sot, dtype=torch.long, device=enc.device)
+        logits = decoder_step(model, sot, cache)[:, -1].float()
+        ids = torch.tensor([vocab.language_ids[c] for c in codes], device=enc.device)
+        return F.softmax(logits[:, ids], dim=-1)
+    finally:
+        router.close()
+
+
+def with_options(options: DecodeOptions, **changes) -> DecodeOptions:
+    return replace(options, **{k: v for k, v in changes.items() if v is not None})

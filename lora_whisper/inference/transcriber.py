@@ -1,0 +1,214 @@
+"""The Python API: load a backbone (and optionally a run of adapters), detect, transcribe.
+
+Clips are sorted by length and decoded in batches at the longest clip's real length, so a batch
+of short clips never pays for 30 s of padding. Audio longer than 30 s is cut into 30 s windows
+that are decoded as ordinary rows and joined back with their time offsets.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from lora_whisper.backbone.forward import encode
+from lora_whisper.backbone.load import Backbone, load_backbone
+from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel
+from lora_whisper.inference.decoding import DecodeOptions, decode_batch, language_probs
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcription:
+    source: str
+    text: str = ""
+    language: str | None = None
+    language_probability: float | None = None
+    expert: str | None = None          # adapter used; None = bare backbone
+    duration: float = 0.0
+    segments: list[Segment] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+AudioInput = "str | Path | np.ndarray"
+
+
+def _windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    if len(audio) <= N_SAMPLES_30S:
+        return [(0.0, audio)]
+    return [(i / SAMPLE_RATE, audio[i:i + N_SAMPLES_30S]) for i in range(0, len(audio), N_SAMPLES_30S)
+            if len(audio[i:i + N_SAMPLES_30S]) >= SAMPLE_RATE // 10]
+
+
+class Transcriber:
+    def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
+                 batch_size: int = 8, options: DecodeOptions = DecodeOptions()):
+        self.backbone = backbone
+        self.bank = bank
+        self.run_info = run_info
+        self.pad_30s = pad_30s
+        self.batch_size = batch_size
+        self.options = options
+
+    @property
+    def model(self):
+        return self.backbone.model
+
+    @property
+    def vocab(self):
+        return self.backbone.vocab
+
+    # -- routing ---------------------------------------------------------------------------------
+    def expert_for(self, language: str | None) -> str | None:
+        if self.bank is None or language is None:
+            return None
+        return language if language in self.bank.languages else None
+
+    def _routing(self, languages: Sequence[str | None]):
+        if self.bank is None:
+            return None
+        specs: list = []
+        for lang in languages:
+            mix = self.run_info.mixture(lang) if (self.run_info is not None and lang) else None
+            specs.append(mix if mix else self.expert_for(lang))
+        return self.bank.routing_for(specs)
+
+    # -- features ----------------------------------------------------------------------------------
+    def _features(self, clips: list[np.ndarray]):
+        return log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s)
+
+    def _check_language(self, language: str | None) -> str | None:
+        if language in (None, "", "auto"):
+            return None
+        return self.vocab.check_language(language)
+
+    @staticmethod
+    def _load(x) -> np.ndarray:
+        if isinstance(x, np.ndarray):
+            return x.astype(np.float32, copy=False)
+        if isinstance(x, torch.Tensor):
+            return x.float().cpu().numpy()
+        from lora_whisper.audio import load_audio
+
+        return load_audio(x)
+
+    # -- language ID -------------------------------------------------------------------------------
+    def detect_language(self, inputs, candidates: list[str] | None = None) -> list[dict[str, float]]:
+        """Full probability distribution over languages per input (bare backbone, first 30 s)."""
+        single = not isinstance(inputs, (list, tuple))
+        clips = [self._load(x)[:N_SAMPLES_30S] for x in ([inputs] if single else inputs)]
+        out = self._detect(clips, candidates)
+        return out[0] if single else out
+
+    def _detect(self, clips: list[np.ndarray], candidates=None) -> list[dict[str, float]]:
+        codes = candidates or self.vocab.languages
+        result: list[dict[str, float]] = [{} for _ in clips]
+        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            feats, lens = self._features([clips[i] for i in idx])
+            probs = language_probs(self.model, self.vocab, feats, lens, candidates=codes)
+            for row, i in enumerate(idx):
+                p = probs[row].tolist()
+                result[i] = dict(sorted(zip(codes, p), key=lambda kv: -kv[1]))
+        return result
+
+    # -- transcription -----------------------------------------------------------------------------
+    def transcribe(self, inputs, language: str | None = None, beam_size: int | None = None,
+                   max_new_tokens: int | None = None, progress: bool = False,
+                   names: Sequence[str] | None = None) -> "Transcription | list[Transcription]":
+        """Transcribe one input (path or 16 kHz array) or a list of them.
+
+        `language`: a code, or None/'auto' to detect per input. For a list, files that cannot be
+        decoded come back with `.error` set and the rest are still transcribed.
+        """
+        single = not isinstance(inputs, (list, tuple))
+        items = [inputs] if single else list(inputs)
+        forced = self._check_language(language)
+        opts = self.options
+        if beam_size is not None or max_new_tokens is not None:
+            from dataclasses import replace
+
+            opts = replace(opts, beam_size=beam_size or opts.beam_size,
+                           max_new_tokens=max_new_tokens or opts.max_new_tokens)
+        outs = [Transcription(source=str(names[i]) if names else
+                              (str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
+                for i, x in enumerate(items)]
+        audios: dict[int, np.ndarray] = {}
+        for i, x in enumerate(items):
+            try:
+                audios[i] = self._load(x)
+                outs[i].duration = len(audios[i]) / SAMPLE_RATE
+            except Exception as exc:  # noqa: BLE001  (reported per file; others continue)
+                if single:
+                    raise
+                outs[i].error = str(exc)
+        # language per input (detected on its first window)
+        langs: dict[int, str] = {}
+        if forced:
+            langs = {i: forced for i in audios}
+        else:
+            keys = list(audios)
+            probs = self._detect([audios[i][:N_SAMPLES_30S] for i in keys])
+            for i, p in zip(keys, probs):
+                code, prob = next(iter(p.items()))
+                langs[i] = code
+                outs[i].language_probability = prob
+        rows: list[tuple[int, float, np.ndarray]] = []
+        for i, a in audios.items():
+            outs[i].language = langs[i]
+            outs[i].expert = self.expert_for(langs[i])
+            rows.extend((i, off, w) for off, w in _windows(a))
+        rows.sort(key=lambda r: len(r[2]))
+        bar = None
+        if progress and len(rows) > 1:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(rows), unit="clip", desc="transcribing")
+        texts: dict[int, list[Segment]] = {i: [] for i in audios}
+        for s in range(0, len(rows), self.batch_size):
+            chunk = rows[s:s + self.batch_size]
+            feats, lens = self._features([r[2] for r in chunk])
+            row_langs = [langs[r[0]] for r in chunk]
+            prompts = [self.vocab.sot_sequence(lang) for lang in row_langs]
+            routing = self._routing(row_langs)
+            results = decode_batch(self.model, self.vocab, feats, lens, prompts, routing=routing, options=opts)
+            for (i, off, w), res in zip(chunk, results):
+                texts[i].append(Segment(round(off, 3), round(off + len(w) / SAMPLE_RATE, 3), res.text))
+            if bar:
+                bar.update(len(chunk))
+        if bar:
+            bar.close()
+        for i, segs in texts.items():
+            segs.sort(key=lambda g: g.start)
+            outs[i].segments = [g for g in segs if g.text]
+            outs[i].text = " ".join(g.text for g in segs if g.text).strip()
+        return outs[0] if single else outs
+
+
+def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
+    """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run;
+    `load("path/to/hf-whisper")` -> any local Whisper."""
+    if run is None and source is not None and (Path(str(source)) / "lora_whisper.json").exists():
+        run, source = source, None
+    if run is not None:
+        from lora_whisper.adapters.files import load_run
+
+        import json
+
+        meta = json.loads((Path(run) / "lora_whisper.json").read_text())
+        backbone = load_backbone(source or meta["backbone"]["source"])
+        bank, info = load_run(run, backbone)
+        return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
+    return Transcriber(load_backbone(source), **kwargs)
