@@ -15,7 +15,7 @@ _LN = {"gamma": "weight", "beta": "bias"}
 
 
 def _t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
+    return torch.from_numpy(np.array(a, copy=True)).to(dtype)  # the mmap-like buffer is read-only
 
 
 def whisper_config_from_ct2(v: dict[str, np.ndarray], ct2_config: dict) -> WhisperConfig:

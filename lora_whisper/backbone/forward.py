@@ -42,7 +42,16 @@ def encode(model: nn.Module, features: torch.Tensor,
     T may be anything up to 3000; the positional table is sliced to the input's length.
     """
     enc = model.model.encoder
+    frame_keep = None
+    if frame_lengths is not None and bool((frame_lengths < features.shape[-1]).any()):
+        # Zero the padding before each conv, as a clip run alone sees the convs' zero padding:
+        # then a row's output does not depend on the longer clips it is batched with.
+        frame_keep = (torch.arange(features.shape[-1], device=features.device)[None, :]
+                      < frame_lengths.to(features.device)[:, None])[:, None, :].to(features.dtype)
+        features = features * frame_keep
     x = F.gelu(enc.conv1(features))
+    if frame_keep is not None:
+        x = x * frame_keep.to(x.dtype)
     x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
     S = x.shape[1]
     if S > enc.embed_positions.weight.shape[0]:

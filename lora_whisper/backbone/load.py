@@ -193,5 +193,22 @@ def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
         model = WhisperForConditionalGeneration.from_pretrained(str(d), dtype=dtype)
     model = model.to(device=device, dtype=dtype).eval()
     model.requires_grad_(False)
-    return Backbone(model=model, vocab=_vocab_for_dir(d), source=name,
-                    fingerprint=_weights_fingerprint(d), local_dir=d)
+    vocab = _vocab_for_dir(d)
+    model.generation_config = generation_config(vocab, config)
+    return Backbone(model=model, vocab=vocab, source=name, fingerprint=_weights_fingerprint(d), local_dir=d)
+
+
+def generation_config(vocab: Vocabulary, config: WhisperConfig):
+    """transformers' Whisper generation settings from local files (a hub copy would bring them)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        decoder_start_token_id=vocab.sot, bos_token_id=vocab.eot, eos_token_id=vocab.eot,
+        pad_token_id=vocab.eot,
+        is_multilingual=len(vocab.language_ids) > 1,
+        lang_to_id={f"<|{c}|>": i for c, i in vocab.language_ids.items()},
+        task_to_id={"transcribe": vocab.transcribe, "translate": vocab.translate},
+        no_timestamps_token_id=vocab.no_timestamps,
+        suppress_tokens=list(vocab.suppress), begin_suppress_tokens=list(vocab.suppress_begin),
+        forced_decoder_ids=None,
+    )
