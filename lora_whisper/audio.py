@@ -1,0 +1,155 @@
+"""Any audio file or upload -> 16 kHz mono float32, with one-line errors a user can act on.
+
+libsndfile (soundfile) reads wav/flac/ogg/opus/mp3 quickly and without a subprocess, so it is
+tried first; PyAV (or an `ffmpeg` binary, when PyAV is missing) covers the containers it
+cannot open, such as m4a/aac or video files.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from lora_whisper.errors import UserError
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(UserError):
+    """An input that cannot be turned into audio; the message names the input and why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = " ".join(str(reason).split())  # one line, whatever the decoder said
+        super().__init__(f"{name}: {self.reason}")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a file to mono float32 at `sample_rate` (channels are averaged)."""
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(name, "file not found")
+    if p.is_dir():
+        raise AudioError(name, "is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(name, "empty file (0 bytes)")
+    return _finish(_decode(name, lambda: name), name, sample_rate)
+
+
+def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode an in-memory file (an HTTP upload, an embedded dataset column)."""
+    if not data:
+        raise AudioError(name, "empty file (0 bytes)")
+    return _finish(_decode(name, lambda: io.BytesIO(data), data=data), name, sample_rate)
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Seconds of audio, from the header where the format allows (no full decode)."""
+    name = str(path)
+    try:
+        info = sf.info(name)
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    return len(load_audio(path)) / SAMPLE_RATE
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE,
+              subtype: str = "PCM_16") -> Path:
+    """Write a wav atomically: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(audio, dtype=np.float32)
+    if subtype.startswith("PCM"):
+        data = np.clip(data, -1.0, 1.0)  # integer PCM would wrap around instead of clipping
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, data, sr, format="WAV", subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, int]:
+    """-> (samples [n, channels] float32, sample rate), trying each decoder in turn."""
+    reasons = []
+    try:
+        samples, sr = sf.read(opener(), dtype="float32", always_2d=True)
+        return samples, sr
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        # "Error opening '<path>': Format not recognised." - the path is already in ours
+        reasons.append(str(exc).split("': ", 1)[-1].rstrip("."))
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        if shutil.which("ffmpeg"):
+            return _decode_ffmpeg(name, data)
+    else:
+        try:
+            return _decode_av(opener())
+        except _NoAudioStream:
+            raise AudioError(name, "has no audio stream") from None
+        except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
+            reasons.append(str(exc))
+    raise AudioError(name, f"not audio or corrupt ({reasons[0]})")
+
+
+class _NoAudioStream(Exception):
+    pass
+
+
+def _decode_av(source) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(source) as container:
+        if not container.streams.audio:
+            raise _NoAudioStream()
+        stream = container.streams.audio[0]
+        # Planar float keeps the channels apart, so downmixing is our plain mean (as with
+        # soundfile) rather than FFmpeg's matrix.
+        resampler = av.AudioResampler(format="fltp")
+        chunks, sr = [], stream.rate
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+                sr = out.sample_rate
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray())
+    if not chunks:
+        # FFmpeg "opens" random bytes with some probe or other and decodes nothing; after
+        # libsndfile has refused the file too, that means corrupt rather than empty.
+        raise ValueError("no audio frames could be decoded")
+    return np.concatenate(chunks, axis=1).T.astype(np.float32), sr
+
+
+def _decode_ffmpeg(name: str, data: bytes | None) -> tuple[np.ndarray, int]:
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "-" if data is not None else name,
+           "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
+    proc = subprocess.run(cmd, input=data, capture_output=True)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioError(name, f"not audio or corrupt ({err[-1] if err else 'ffmpeg failed'})")
+    return np.frombuffer(proc.stdout, np.float32).reshape(-1, 1), SAMPLE_RATE
+
+
+def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.ndarray:
+    samples, sr = decoded
+    if samples.size == 0:
+        raise AudioError(name, "contains no audio samples (zero length)")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if sr != sample_rate:
+        import soxr
+
+        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)

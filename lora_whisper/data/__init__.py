@@ -1,0 +1,1 @@
+"""Utterances, manifests, corpus readers, batching and features."""

@@ -1,0 +1,1 @@
+"""Language ID, routed batched decoding, output formats."""
