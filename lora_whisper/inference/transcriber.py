@@ -125,17 +125,23 @@ class Transcriber:
         return result
 
     # -- transcription -----------------------------------------------------------------------------
-    def transcribe(self, inputs, language: str | None = None, beam_size: int | None = None,
+    def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
-        `language`: a code, or None/'auto' to detect per input. For a list, files that cannot be
+        `language`: a code, None/'auto' to detect per input, or a list with one of those per
+        input. For a list of inputs, files that cannot be
         decoded come back with `.error` set and the rest are still transcribed.
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
-        forced = self._check_language(language)
+        # One language for all inputs, or one per input (a mixed-language batch: each row is
+        # prompted with, and routed to, its own language).
+        per_input = list(language) if isinstance(language, (list, tuple)) else [language] * len(items)
+        if len(per_input) != len(items):
+            raise ValueError(f"{len(per_input)} languages for {len(items)} inputs")
+        forced_of = [self._check_language(x) for x in per_input]
         opts = self.options
         if beam_size is not None or max_new_tokens is not None:
             from dataclasses import replace
@@ -155,11 +161,9 @@ class Transcriber:
                     raise
                 outs[i].error = str(exc)
         # language per input (detected on its first window)
-        langs: dict[int, str] = {}
-        if forced:
-            langs = {i: forced for i in audios}
-        else:
-            keys = list(audios)
+        langs: dict[int, str] = {i: forced_of[i] for i in audios if forced_of[i]}
+        keys = [i for i in audios if i not in langs]
+        if keys:
             probs = self._detect([audios[i][:N_SAMPLES_30S] for i in keys])
             for i, p in zip(keys, probs):
                 code, prob = next(iter(p.items()))
