@@ -53,8 +53,9 @@ def _windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
 
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
-                 batch_size: int = 8, options: DecodeOptions = DecodeOptions()):
+                 batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None):
         self.backbone = backbone
+        self._route_all = route_all
         self.bank = bank
         self.run_info = run_info
         self.pad_30s = pad_30s
@@ -70,23 +71,48 @@ class Transcriber:
         return self.backbone.vocab
 
     # -- routing ---------------------------------------------------------------------------------
-    def expert_for(self, language: str | None) -> str | None:
+    @property
+    def route_all(self) -> str | None:
+        """The expert that serves every language (a shared-lora run), if any."""
+        if self._route_all is not None or not hasattr(self.run_info, "provenance"):
+            return self._route_all
+        for name in self.run_info.experts:
+            if self.run_info.provenance(name).get("route_all"):
+                return name
+        return None
+
+    def mixture_for(self, language: str | None) -> dict[str, float] | None:
+        """{expert: weight} a row of this language is routed with; None = bare backbone."""
         if self.bank is None or language is None:
             return None
-        return language if language in self.bank.languages else None
+        shared = self.route_all
+        if shared:
+            return {shared: 1.0}
+        if language not in self.bank.languages:
+            return None
+        mix = self.run_info.mixture(language) if self.run_info is not None else None
+        return mix or {language: 1.0}
+
+    def expert_for(self, language: str | None) -> str | None:
+        mix = self.mixture_for(language)
+        return None if mix is None else "+".join(mix)
 
     def _routing(self, languages: Sequence[str | None]):
         if self.bank is None:
             return None
         specs: list = []
         for lang in languages:
-            mix = self.run_info.mixture(lang) if (self.run_info is not None and lang) else None
-            specs.append(mix if mix else self.expert_for(lang))
+            mix = self.mixture_for(lang)
+            single = mix is not None and len(mix) == 1 and next(iter(mix.values())) == 1.0
+            # A plain name keeps the bank on its no-gather single-expert path.
+            specs.append(next(iter(mix)) if single else mix)
         return self.bank.routing_for(specs)
 
     # -- features ----------------------------------------------------------------------------------
     def _features(self, clips: list[np.ndarray]):
-        return log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s)
+        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s)
+        param = next(self.model.parameters())
+        return feats.to(param.device, param.dtype), lens.to(param.device)
 
     def _check_language(self, language: str | None) -> str | None:
         if language in (None, "", "auto"):
@@ -202,17 +228,32 @@ class Transcriber:
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
-    """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run;
-    `load("path/to/hf-whisper")` -> any local Whisper."""
-    if run is None and source is not None and (Path(str(source)) / "lora_whisper.json").exists():
+    """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run
+    (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
+    With a run, `source` overrides where its backbone is found."""
+    if run is None and source is not None and (Path(str(source)) / RUN_FILE).exists():
         run, source = source, None
-    if run is not None:
-        from lora_whisper.adapters.files import load_run
+    if run is None:
+        return Transcriber(load_backbone(source), **kwargs)
+    import json
 
-        import json
+    from lora_whisper.errors import UserError
 
-        meta = json.loads((Path(run) / "lora_whisper.json").read_text())
-        backbone = load_backbone(source or meta["backbone"]["source"])
-        bank, info = load_run(run, backbone)
-        return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
-    return Transcriber(load_backbone(source), **kwargs)
+    run = Path(run)
+    try:
+        meta = json.loads((run / RUN_FILE).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run}: not a run directory (no {RUN_FILE})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{run / RUN_FILE}: not valid JSON ({exc})") from None
+    if meta.get("format") == FULL_MODEL_FORMAT:
+        return Transcriber(load_backbone(str(run / meta.get("model", "model"))), **kwargs)
+    from lora_whisper.adapters.files import load_run
+
+    backbone = load_backbone(source or meta["backbone"]["source"])
+    bank, info = load_run(run, backbone)
+    return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
+
+
+RUN_FILE = "lora_whisper.json"
+FULL_MODEL_FORMAT = "lora-whisper-full-model"

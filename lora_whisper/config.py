@@ -1,0 +1,213 @@
+"""Training settings as one frozen dataclass: defaults < TOML file < command-line flags.
+
+A run stores the settings it was trained with as `train_config.toml`, so `--resume` can
+refuse to continue with settings that would change the trajectory, and a reader of the run
+knows exactly what produced it.
+
+Defaults follow the paper where it says something (AdamW, lr 1e-4, 10 epochs, r=32 on every
+attention and FFN projection of encoder and decoder); where it is silent we use common
+choices and say so here: alpha = r (scale 1), LoRA dropout 0.05, weight decay 0.01, 10% linear
+warm-up then linear decay to 0, gradient clipping at 1.0. Full fine-tuning of all 72M
+weights with lr 1e-4 wrecks whisper-base within a few hundred steps, so that recipe defaults
+to 1e-5 (Whisper's own fine-tuning guides use 1e-5 for base-size models).
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lora_whisper.adapters.config import LoraSpec
+from lora_whisper.errors import UserError
+
+RECIPES = ("lora-whisper", "shared-lora", "full-ft")
+DEFAULT_LR = {"lora-whisper": 1e-4, "shared-lora": 1e-4, "full-ft": 1e-5}
+
+# Settings that may change between an interrupted run and its resumption without changing
+# what is computed.
+OPERATIONAL = frozenset({"resume", "stop_after_steps", "progress", "num_workers", "log_every",
+                         "checkpoint_every", "eval_batch_size"})
+
+
+class ConfigError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # what to train on, and where the run goes
+    data: str = ""                        # training source (anything data.open_source reads)
+    dev: str | None = None                # dev source: error measured every `eval_every` steps
+    languages: tuple[str, ...] = ()       # () = every language in the training data
+    out: str = ""                         # the run directory
+    backbone: str | None = None           # None = embedded whisper-base
+    recipe: str = "lora-whisper"
+    max_train_per_language: int | None = None
+    max_dev_per_language: int | None = 50
+    # optimisation
+    epochs: int = 10
+    max_steps: int | None = None          # overrides epochs when set
+    batch_size: int = 8                   # utterances per micro-batch per process
+    grad_accum: int = 1                   # global batch = batch_size * grad_accum * world size
+    lr: float | None = None               # None = the recipe's default (DEFAULT_LR)
+    weight_decay: float = 0.01
+    warmup_steps: int | None = None       # None = 10% of the optimizer steps
+    max_grad_norm: float | None = 1.0
+    bf16: bool | None = None              # None = autocast to bf16 where the hardware has it
+    pad_30s: bool = False                 # classic Whisper input: every clip padded to 30 s
+    seed: int = 0
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    # bookkeeping
+    eval_every: int | None = None         # steps between dev evaluations; None = once an epoch
+    eval_max_new_tokens: int = 128
+    eval_batch_size: int = 8
+    log_every: int = 10
+    checkpoint_every: int = 100
+    num_workers: int = 1                  # data loader processes (0 = load in the trainer)
+    resume: bool = False
+    progress: bool = True
+    stop_after_steps: int | None = None   # debug: return after N steps as if killed there
+
+    def __post_init__(self):
+        object.__setattr__(self, "languages", _as_codes(self.languages))
+        if isinstance(self.lora, dict):
+            object.__setattr__(self, "lora", _lora_from_dict(self.lora))
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
+        for name in ("epochs", "batch_size", "grad_accum", "log_every", "checkpoint_every",
+                     "eval_batch_size", "eval_max_new_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        for name in ("max_steps", "eval_every", "max_train_per_language", "max_dev_per_language",
+                     "stop_after_steps"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"{name} must be at least 1 (or unset), got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.recipe]
+
+    def with_overrides(self, **changes: Any) -> "TrainConfig":
+        """Apply the given (not None) settings; `rank`/`alpha`/`lora_dropout` reach into `lora`."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        lora = {}
+        for key, spec_key in (("rank", "r"), ("alpha", "alpha"), ("lora_dropout", "dropout"),
+                              ("targets", "targets"), ("side", "side")):
+            if key in changes:
+                lora[spec_key] = changes.pop(key)
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        if lora:
+            if "r" in lora and "alpha" not in lora and self.lora.alpha == self.lora.r:
+                lora["alpha"] = lora["r"]  # keep the scale alpha/r at 1 unless alpha was chosen
+            changes["lora"] = _lora_from_dict({**self.lora.to_dict(), **lora})
+        return replace(self, **changes)
+
+    # -- files ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("lora")
+        d["languages"] = list(self.languages)
+        d["lora"] = self.lora.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        # TOML has no null: "none" stands for an unset optional setting (see to_toml).
+        d = {k: (None if v == "none" and k in _NONE_ALLOWED else v) for k, v in d.items()}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}; valid: "
+                              f"{', '.join(sorted(known))}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(to_toml(self.to_dict()), encoding="utf-8")
+        return path
+
+    def trajectory_differences(self, other: "TrainConfig") -> list[str]:
+        """Settings that differ and would change what training computes."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in OPERATIONAL and a[k] != b[k]]
+
+
+def _as_codes(value) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _lora_from_dict(d: dict) -> LoraSpec:
+    try:
+        return LoraSpec.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[lora]: {exc}") from None
+
+
+def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults, then the TOML file (if any), then the overrides that are not None."""
+    base = TrainConfig.from_toml(path) if path else TrainConfig()
+    return base.with_overrides(**overrides)
+
+
+# -- a TOML writer for the flat settings above (tomllib reads only) ----------------------------
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+_NONE_ALLOWED = frozenset(f.name for f in fields(TrainConfig) if "None" in str(f.type))
+_DEFAULTS = TrainConfig().to_dict()
+
+
+def to_toml(d: dict) -> str:
+    """TOML has no null: an unset setting whose default is unset is left out, one whose
+    default is a value is written as "none"."""
+    lines, tables = [], []
+    for k, v in d.items():
+        if v is None:
+            if _DEFAULTS.get(k) is not None:
+                lines.append(f'{k} = "none"')
+            continue
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)
+    return "\n".join(lines) + "\n"

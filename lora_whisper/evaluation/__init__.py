@@ -1,0 +1,1 @@
+"""Scoring transcripts: Whisper's text normaliser, WER/CER per language, reports."""

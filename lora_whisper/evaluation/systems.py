@@ -1,0 +1,47 @@
+"""Load what `evaluate` scores: a run of adapters, a fully fine-tuned run, or a bare
+backbone (zero-shot), each as a Transcriber with a name for the report."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lora_whisper.errors import UserError
+
+
+@dataclass
+class System:
+    name: str
+    kind: str                 # "adapters" | "full-model" | "backbone"
+    transcriber: object
+    path: str | None          # run dir or backbone dir
+    backbone_source: str      # the frozen backbone (for "zero-shot" comparisons)
+
+
+def load_system(run: str | Path | None = None, backbone: str | None = None, **transcriber_kw) -> System:
+    """`run`: a run dir (adapters or full model; `backbone` overrides where its backbone is).
+    No run: the backbone alone (None = embedded whisper-base)."""
+    from lora_whisper.backbone.load import load_backbone
+    from lora_whisper.inference.transcriber import Transcriber
+    from lora_whisper.training.saving import RUN_FILE, run_kind
+
+    if run is None:
+        bb = load_backbone(backbone)
+        return System(f"zero-shot {bb.source}", "backbone", Transcriber(bb, **transcriber_kw),
+                      backbone, bb.source)
+    from lora_whisper.inference.transcriber import load
+
+    run = Path(run)
+    kind = run_kind(run)
+    meta = json.loads((run / RUN_FILE).read_text())
+    base = meta["base_backbone"] if kind == "full-model" else meta["backbone"]
+    return System(run.name or str(run), kind, load(backbone, run=run, **transcriber_kw), str(run),
+                  base["source"])
+
+
+def zero_shot_of(system: System, **transcriber_kw) -> System:
+    try:
+        return load_system(None, system.backbone_source, **transcriber_kw)
+    except UserError as exc:
+        raise UserError(f"cannot load the backbone {system.backbone_source!r} for the zero-shot "
+                        f"comparison: {exc}") from None

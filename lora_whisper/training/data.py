@@ -1,0 +1,80 @@
+"""Training and dev utterances for a run, checked before any weight moves.
+
+A run that would fail an hour in (a language with no training audio, a code the backbone
+does not know, a missing file) fails here, with the counts it found.
+"""
+from __future__ import annotations
+
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+from lora_whisper.data.utterance import Utterance
+from lora_whisper.errors import UserError
+
+
+@dataclass(frozen=True)
+class RunData:
+    languages: list[str]            # the run's languages, in the order given (or sorted)
+    train: list[Utterance]
+    dev: list[Utterance]
+    durations: list[float]          # per training utterance, seconds
+
+
+def _counts(utts: Sequence[Utterance]) -> str:
+    c = Counter(u.language for u in utts)
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: str(kv[0]))) or "none"
+
+
+def subsample(utts: list[Utterance], per_language: int | None, seed: int) -> list[Utterance]:
+    """At most `per_language` utterances of each language, a seeded random choice kept in
+    source order (the first N of a corpus are often one speaker)."""
+    if per_language is None:
+        return utts
+    rng = random.Random(seed)
+    by_lang: dict[str, list[int]] = {}
+    for i, u in enumerate(utts):
+        by_lang.setdefault(u.language, []).append(i)
+    keep = set()
+    for idx in by_lang.values():
+        keep.update(idx if len(idx) <= per_language else rng.sample(idx, per_language))
+    return [u for i, u in enumerate(utts) if i in keep]
+
+
+def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str], vocab,
+                  max_train_per_language: int | None = None, max_dev_per_language: int | None = None,
+                  seed: int = 0, log=print) -> RunData:
+    from lora_whisper.data.batching import durations_of
+    from lora_whisper.data.readers import open_source
+
+    if not train_spec:
+        raise UserError("no training data: give --data (a manifest or corpus)")
+    # Codes first: an unknown one should not wait for a corpus scan.
+    wanted = [vocab.check_language(c) for c in languages]
+    if len(set(wanted)) != len(wanted):
+        raise UserError(f"language listed twice in {', '.join(languages)}")
+    train = open_source(train_spec)
+    present = sorted({u.language for u in train})
+    langs = wanted or present
+    missing = [c for c in langs if c not in present]
+    if missing:
+        raise UserError(f"no training utterances for {', '.join(missing)} in {train_spec} "
+                        f"(it has: {_counts(train)})")
+    unused = [c for c in present if c not in langs]
+    if unused:
+        log(f"note: ignoring {sum(u.language in unused for u in train)} training utterances "
+            f"in languages not asked for ({', '.join(unused)})", file=sys.stderr)
+    train = subsample([u for u in train if u.language in langs], max_train_per_language, seed)
+    dev: list[Utterance] = []
+    if dev_spec:
+        dev = [u for u in open_source(dev_spec) if u.language in langs]
+        no_dev = [c for c in langs if not any(u.language == c for u in dev)]
+        if not dev:
+            raise UserError(f"no dev utterances in {dev_spec} for {', '.join(langs)}")
+        if no_dev:
+            log(f"note: no dev utterances for {', '.join(no_dev)}; the dev error averages "
+                f"the other languages", file=sys.stderr)
+        dev = subsample(dev, max_dev_per_language, seed)
+    return RunData(langs, train, dev, durations_of(train))

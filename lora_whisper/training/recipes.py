@@ -1,0 +1,106 @@
+"""What is trained, how each batch row is routed, and how the result is saved.
+
+A recipe turns a frozen backbone into a `Plan`; the loop (loop.py) only sees the plan, so a
+new recipe (the add-language ones: a new expert trained alone, warm-started or mixed with
+frozen experts) is a new function here, not a change to the loop.
+
+- lora-whisper: one expert per language, trained together on mixed-language batches; each
+  row goes through its own language's expert (the paper's method).
+- shared-lora: one expert, "shared", used by every row (the paper's "LoRA" baseline).
+- full-ft: every backbone weight trainable, no adapters (the paper's fine-tuning baseline);
+  saved as a plain transformers Whisper under run/model/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from lora_whisper.adapters.routing import Routing
+
+SHARED = "shared"
+
+
+@dataclass
+class Plan:
+    recipe: str
+    backbone: object                              # lora_whisper.backbone.load.Backbone
+    bank: object | None                           # LoRABank, None for full-ft
+    trained: list[str]                            # experts this run trains
+    routing_fn: Callable[[dict], Routing | None]  # batch -> routing of its rows
+    route_all_to: str | None = None               # decode every language with this expert
+    params: dict[str, nn.Parameter] = field(default_factory=dict)  # name -> trainable param
+    # Saving: which experts go into the run (None = every expert of the bank, so a run made
+    # by extending another holds the frozen experts too), and per-expert provenance to record
+    # (e.g. {"cy": {"init": "copy:pl", "moe": {"experts": {...}}}}).
+    save_experts: list[str] | None = None
+    expert_provenance: dict[str, dict] = field(default_factory=dict)
+    # Dev decoding: a RunInfo-like object whose .mixture(language) gives MoE routing, or None.
+    run_info: object | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.backbone.model
+
+    def collect_params(self) -> None:
+        # Names from the model (not the bank) so checkpoints of every recipe key alike.
+        self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if not self.params:
+            raise RuntimeError(f"recipe {self.recipe}: nothing to train")
+
+
+def lora_whisper(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
+    from lora_whisper.adapters.model import inject
+
+    bank = inject(backbone.model, spec, languages, seed=seed)
+    bank.set_trainable(languages)
+
+    def routing_fn(batch: dict) -> Routing:
+        return bank.routing_for(batch["languages"])
+
+    plan = Plan("lora-whisper", backbone, bank, list(languages), routing_fn)
+    plan.collect_params()
+    return plan
+
+
+def shared_lora(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
+    from lora_whisper.adapters.model import inject
+
+    bank = inject(backbone.model, spec, [SHARED], seed=seed)
+    bank.set_trainable([SHARED])
+
+    def routing_fn(batch: dict) -> Routing:
+        return Routing.single(0, len(batch["language_index"]), len(bank.languages))
+
+    plan = Plan("shared-lora", backbone, bank, [SHARED], routing_fn, route_all_to=SHARED)
+    plan.collect_params()
+    return plan
+
+
+def full_ft(backbone, languages: list[str], spec=None, seed: int = 0) -> Plan:
+    backbone.model.requires_grad_(True)
+    plan = Plan("full-ft", backbone, None, [], lambda batch: None)
+    plan.collect_params()
+    return plan
+
+
+RECIPES: dict[str, Callable[..., Plan]] = {
+    "lora-whisper": lora_whisper,
+    "shared-lora": shared_lora,
+    "full-ft": full_ft,
+}
+
+
+def make_plan(recipe: str, backbone, languages: list[str], spec, seed: int = 0) -> Plan:
+    try:
+        build = RECIPES[recipe]
+    except KeyError:
+        from lora_whisper.errors import UserError
+
+        raise UserError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}") from None
+    # Adapter initialisation draws from the global generator too: seed it for a run that
+    # is the same whatever ran before it in this process.
+    torch.manual_seed(seed)
+    return build(backbone, languages, spec, seed=seed)

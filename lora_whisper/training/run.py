@@ -1,0 +1,109 @@
+"""`train(config)`: from settings to a run directory.
+
+Everything that can be refused is refused before the first step: unknown recipe or language,
+a language without training audio, an existing run without --resume, a resume whose
+settings would change the trajectory.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from lora_whisper.config import TrainConfig
+from lora_whisper.errors import UserError
+
+CONFIG_FILE = "train_config.toml"
+
+
+def _prepare_run_dir(config: TrainConfig, is_main: bool) -> Path:
+    run_dir = Path(config.out)
+    if not config.out:
+        raise UserError("no run directory: give --out")
+    if not is_main:
+        return run_dir  # rank 0 checks and creates it; the others would race with it
+    if config.resume:
+        saved = run_dir / CONFIG_FILE
+        if not (run_dir / "checkpoints" / "last.pt").exists():
+            raise UserError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        if saved.exists():
+            before = TrainConfig.from_toml(saved)
+            diffs = before.trajectory_differences(config)
+            if diffs:
+                raise UserError(f"{run_dir}: --resume with different settings ({'; '.join(diffs)}); "
+                                f"rerun with the settings in {saved}")
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        hint = " (it has a checkpoint: add --resume to continue it)" \
+            if (run_dir / "checkpoints" / "last.pt").exists() else ""
+        raise UserError(f"{run_dir}: already exists and is not empty{hint}; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # What a later `--resume --out RUN` starts from: not the one-off flags of this call.
+    replace(config, resume=False, stop_after_steps=None).save(run_dir / CONFIG_FILE)
+    return run_dir
+
+
+def resolve(config: TrainConfig, device) -> TrainConfig:
+    """Fill the settings that depend on the recipe or the hardware, so the saved config
+    says what actually ran."""
+    from lora_whisper.training.loop import bf16_available
+
+    changes = {}
+    if config.lr is None:
+        changes["lr"] = config.learning_rate
+    if config.bf16 is None:
+        changes["bf16"] = bf16_available(device)
+    return replace(config, **changes) if changes else config
+
+
+def train(config: TrainConfig, backbone=None) -> Path:
+    """Train as `config` says; returns the run directory.
+
+    `backbone`: an already loaded Backbone to train on (it is modified: adapters are injected
+    or, for full-ft, its weights trained); default: load `config.backbone`.
+    Under torchrun each process calls this; rank 0 alone writes.
+    """
+    from lora_whisper.training import distributed
+    from lora_whisper.training.data import load_run_data
+    from lora_whisper.training.dev import DevScorer
+    from lora_whisper.training.loop import fit
+    from lora_whisper.training.recipes import make_plan
+
+    world = distributed.setup()
+    try:
+        config = resolve(config, world.device)
+        if backbone is None:
+            from lora_whisper.backbone.load import load_backbone
+
+            backbone = load_backbone(config.backbone)
+        say = print if world.is_main else (lambda *a, **k: None)
+        data = load_run_data(config.data, config.dev, config.languages, backbone.vocab,
+                             config.max_train_per_language, config.max_dev_per_language,
+                             seed=config.seed, log=say)
+        run_dir = _prepare_run_dir(config, world.is_main)
+        distributed.barrier(world)
+        plan = make_plan(config.recipe, backbone, data.languages, config.lora, seed=config.seed)
+        plan.model.to(world.device)
+        n_train = sum(p.numel() for p in plan.params.values())
+        say(f"{plan.recipe}: {len(data.languages)} language(s) ({', '.join(data.languages)}), "
+            f"{len(data.train)} training utterances, {n_train:,} trainable parameters, "
+            f"{world.size} process(es), bf16 {'on' if config.bf16 else 'off'}", file=sys.stderr)
+        scorer = None
+        if data.dev and world.is_main:
+            scorer = DevScorer(plan, data.dev, config.eval_batch_size, config.eval_max_new_tokens)
+        elif data.dev:
+            scorer = _Placeholder()  # other ranks only need to know evaluations happen
+        result = fit(plan, data, config, run_dir, world, dev_scorer=scorer)
+        if world.is_main and not result.interrupted:
+            best = (f"; best dev error {result.best_error:.2f} at step {result.best_step}"
+                    if result.best_step else "")
+            say(f"done: {result.steps} steps, last loss {result.last_loss:.4f}{best}; run in {run_dir}",
+                file=sys.stderr)
+        return run_dir
+    finally:
+        distributed.teardown(world)
+
+
+class _Placeholder:
+    def __call__(self):  # pragma: no cover - never called off rank 0
+        raise RuntimeError("dev scoring runs on rank 0 only")
