@@ -114,9 +114,19 @@ class Transcriber:
         param = next(self.model.parameters())
         return feats.to(param.device, param.dtype), lens.to(param.device)
 
+    def prompt_language(self, language: str | None) -> str | None:
+        """The Whisper language token a language's prompts use: itself, or for a language
+        Whisper has no token for, the one recorded when it was added (`--prompt-language`)."""
+        info = self.run_info
+        if language and info is not None and language in getattr(info, "experts", ()):
+            return info.provenance(language).get("prompt_language") or language
+        return language
+
     def _check_language(self, language: str | None) -> str | None:
         if language in (None, "", "auto"):
             return None
+        if self.bank is not None and language in self.bank.languages and self.prompt_language(language) != language:
+            return language  # a run-only code: prompted with its recorded Whisper token
         return self.vocab.check_language(language)
 
     @staticmethod
@@ -211,7 +221,7 @@ class Transcriber:
             chunk = rows[s:s + self.batch_size]
             feats, lens = self._features([r[2] for r in chunk])
             row_langs = [langs[r[0]] for r in chunk]
-            prompts = [self.vocab.sot_sequence(lang) for lang in row_langs]
+            prompts = [self.vocab.sot_sequence(self.prompt_language(lang)) for lang in row_langs]
             routing = self._routing(row_langs)
             results = decode_batch(self.model, self.vocab, feats, lens, prompts, routing=routing, options=opts)
             for (i, off, w), res in zip(chunk, results):

@@ -1,0 +1,414 @@
+"""Add one language to a trained run without touching its existing experts.
+
+Inits (`--init`):
+- random: a fresh expert, peft's init (A kaiming-uniform, B = 0: it starts as the bare backbone).
+- warm: a copy of the expert of the most similar run language (paper: "LoRA warm start").
+- moe: the new language's rows go through its own trainable expert (random init) plus the
+  frozen experts of its top-k most similar run languages (paper: "LoRA MoE", k = 2):
+
+      y = W x + B_new A_new x + sum_{k in top-k} w_k B_k A_k x,   w_k = s_k / sum_{top-k} s_j
+
+  The paper says the mixture is built from the similarity but not how the new expert's own
+  weight relates to the others. We keep the own expert at weight 1 (it is the part that
+  trains, and at weight 1 its update means what a plain expert's does) and normalise the
+  similarities over the top-k so the frozen part has the size of one expert: the start is
+  a similarity-weighted average of the similar languages' adaptations, and k = 1 is a warm
+  start whose copy stays frozen under a trainable correction. `--learned-gates` (off by
+  default, not in the paper) lets the w_k train from these values (see gates.py).
+  The mixture is stored as provenance `moe.experts` = {new: 1, l1: w1, l2: w2}, which
+  `RunInfo.mixture` returns and `Transcriber` routes with.
+- full-ft: every backbone weight fine-tuned on the new language (the catastrophic-forgetting
+  baseline). It needs `--out`: the new run holds the fine-tuned Whisper in OUT/model and
+  byte-for-byte copies of the original experts on top of it, so the damage to the old
+  languages is measured on the same system with only the shared weights changed.
+
+A language Whisper has no token for is added under its own code with `prompt_language`,
+the Whisper token its prompts use in training and (recorded in provenance) in inference.
+
+Training reuses the loop (`training.loop.fit`) with a plan built here; its working files
+(train_config.toml, metrics.jsonl, checkpoints) go to RUN/expansion/<code>/.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lora_whisper.errors import UserError
+from lora_whisper.expansion.similarity import Similarity
+
+INITS = ("random", "warm", "moe", "full-ft")
+WORK_DIR = "expansion"
+RUN_FILE = "lora_whisper.json"
+
+
+@dataclass
+class AddLanguageResult:
+    run: Path                      # the run that now has the language
+    language: str
+    init: str
+    prompt_language: str
+    similarity: Similarity | None
+    mixture: dict[str, float] | None = None
+    warm_from: str | None = None
+    steps: int = 0
+    best_error: float | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+# -- checks that need no weights -------------------------------------------------------------
+def _preflight(run: Path, language: str, init: str, out: Path | None, top_k: int,
+               learned_gates: bool) -> tuple[dict, Path]:
+    from lora_whisper.adapters.files import read_run
+    from lora_whisper.adapters.model import check_expert_name
+
+    if init not in INITS:
+        raise UserError(f"unknown --init {init!r}; valid: {', '.join(INITS)}")
+    info = read_run(run)  # refuses a missing or malformed run
+    check_expert_name(language)
+    if language in info.experts:
+        raise UserError(f"{run}: already has an expert for {language!r} (experts: {', '.join(info.experts)})")
+    if learned_gates and init != "moe":
+        raise UserError("--learned-gates trains the weights of a LoRA MoE mixture: use it with --init moe")
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {top_k}")
+    if init == "full-ft" and out is None:
+        raise UserError("--init full-ft fine-tunes the whole model, which changes every old language: "
+                        "give --out NEW_RUN (the original run is left as it is)")
+    if out is not None:
+        if out.resolve() == run.resolve():
+            raise UserError("--out must differ from --run (leave --out out to add in place)")
+        if out.exists() and any(out.iterdir()):
+            raise UserError(f"{out}: already exists and is not empty; choose another --out")
+    return info.data, (out or run)
+
+
+def _resolve_prompt(vocab, language: str, prompt_language: str | None) -> tuple[str, bool]:
+    """-> (Whisper code the prompts use, whether `language` itself is a Whisper language)."""
+    known = language in vocab.language_ids
+    if prompt_language is None:
+        if not known:
+            raise UserError(f"{language!r} is not a language Whisper has a token for; name the token its "
+                            f"prompts should use with --prompt-language (e.g. its most similar language: "
+                            f"`lora-whisper similarity` ranks them)")
+        return language, known
+    return vocab.check_language(prompt_language), known
+
+
+def _copy_run(src: Path, dst: Path, info_data: dict) -> None:
+    """The run file and every expert's files, byte for byte (nothing else: the new run's
+    metrics and checkpoints are its own)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for e in info_data["experts"]:
+        shutil.copytree(src / e["path"], dst / e["path"])
+    shutil.copy2(src / RUN_FILE, dst / RUN_FILE)
+
+
+# -- the plan the training loop runs ----------------------------------------------------------
+def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, float] | None,
+               learned_gates: bool):
+    from lora_whisper.adapters.routing import Routing
+    from lora_whisper.training.recipes import Plan
+
+    bank.set_trainable([language])
+    e = bank.index(language)
+    gates = None
+    if init == "moe" and learned_gates:
+        from lora_whisper.expansion.gates import LearnedGates
+
+        gates = LearnedGates(bank, {k: v for k, v in mixture.items() if k != language})
+    weights = None
+    if init == "moe" and not learned_gates:
+        weights = torch.zeros(len(bank.languages))
+        for name, w in mixture.items():
+            weights[bank.index(name)] = float(w)
+
+    def routing_fn(batch: dict) -> Routing:
+        B = len(batch["language_index"])
+        if gates is not None:
+            gates.active = True
+        if weights is not None:
+            return Routing.from_weights(weights.expand(B, -1).clone())
+        return Routing.single(e, B, len(bank.languages))
+
+    plan = Plan(f"add-language:{init}", backbone, bank, [language], routing_fn)
+    plan.save_experts = [language]  # the staging run holds the new expert only
+    plan.collect_params()
+    if gates is not None:
+        plan.params["expansion.gates.theta"] = gates.theta
+    return plan, gates
+
+
+class _MixtureInfo:
+    """A RunInfo stand-in for dev decoding: every dev row is the new language (prompted with
+    its Whisper token, which may be a base language's), routed as training routes it."""
+
+    def __init__(self, mixture_fn: Callable[[], dict[str, float]]):
+        self.mixture_fn = mixture_fn
+
+    def mixture(self, language):
+        return self.mixture_fn()
+
+
+class _DevScorer:
+    """Training's DevScorer, remembering the mixture in force at each evaluation (learned
+    gates move; the loop keeps the adapters of the best evaluation, we keep its gates)."""
+
+    def __init__(self, plan, utterances, config, mixture_fn, gates):
+        from lora_whisper.training.dev import DevScorer
+
+        plan.run_info = _MixtureInfo(mixture_fn)
+        self.inner = DevScorer(plan, utterances, config.eval_batch_size, config.eval_max_new_tokens)
+        self.mixture_fn = mixture_fn
+        self.gates = gates
+        self.history: list[tuple[float, dict[str, float]]] = []
+
+    def __call__(self):
+        from lora_whisper.evaluation.metrics import macro_average
+
+        if self.gates is not None:
+            self.gates.active = False  # dev decoding routes the mixture itself
+        mix = self.mixture_fn()
+        scores = self.inner()
+        self.history.append((macro_average(scores, clipped=True), mix))
+        return scores
+
+    def best_mixture(self) -> dict[str, float] | None:
+        best = None
+        for err, mix in self.history:  # the loop keeps the first of equal errors (strict <)
+            if best is None or err < best[0]:
+                best = (err, mix)
+        return None if best is None else best[1]
+
+
+def _train_config(base_spec, backbone_source: str, recipe: str, prompt: str, work: Path,
+                  train_data: str, dev: str | None, overrides: dict):
+    from lora_whisper.config import TrainConfig
+
+    cfg = TrainConfig(data=str(train_data), dev=dev, languages=(prompt,), out=str(work),
+                      backbone=backbone_source, recipe=recipe, lora=base_spec)
+    return cfg.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fit(plan, data, config, work: Path, scorer):
+    from lora_whisper.training import distributed
+    from lora_whisper.training.loop import fit
+    from lora_whisper.training.run import resolve
+
+    world = distributed.World(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    config = resolve(config, world.device)
+    if work.exists():
+        shutil.rmtree(work)  # a failed earlier attempt at this language: the run never registered it
+    work.mkdir(parents=True)
+    config.save(work / "train_config.toml")
+    plan.model.to(world.device)
+    return fit(plan, data, config, work, world, dev_scorer=scorer), config
+
+
+# -- the command ---------------------------------------------------------------------------------
+def add_language(run: str | Path, language: str, data: str, init: str = "random", dev: str | None = None,
+                 out: str | Path | None = None, top_k: int = 2, learned_gates: bool = False,
+                 prompt_language: str | None = None, similarity: Similarity | None = None,
+                 similarity_utterances: int = 50, train: dict | None = None, backbone=None,
+                 log=print) -> AddLanguageResult:
+    """Train `language` into `run` (or into a copy at `out`); returns what was done.
+
+    `train`: TrainConfig settings (max_steps, epochs, batch_size, lr, seed, max_train_per_language,
+    max_dev_per_language, eval_every, bf16, num_workers, progress, ...).
+    `similarity`: a precomputed Similarity to reuse (else measured on up to
+    `similarity_utterances` training utterances).
+    `backbone`: a loaded Backbone to use (it is modified: adapters are injected or, for
+    full-ft, its weights trained); default: the run's backbone.
+    """
+    from safetensors.torch import load_file
+
+    from lora_whisper.adapters.files import WEIGHTS_FILE, load_run, read_run, save_run
+    from lora_whisper.backbone.load import load_backbone
+    from lora_whisper.data.batching import durations_of
+    from lora_whisper.expansion.guard import ExpertGuard
+    from lora_whisper.expansion.similarity import language_similarity, lid_languages
+    from lora_whisper.expansion.sources import read_language, relabel, sample
+    from lora_whisper.languages import normalize_code
+    from lora_whisper.training.data import RunData
+
+    say = (lambda *a, **k: None) if log is None else (lambda *a, **k: log(*a, file=sys.stderr, **k))
+    train = dict(train or {})
+    run, out = Path(run), (Path(out) if out is not None else None)
+    language = normalize_code(language)
+    run_data, target = _preflight(run, language, init, out, top_k, learned_gates)
+    info = read_run(run)
+    if backbone is None:
+        backbone = load_backbone(info.backbone_source)
+    vocab = backbone.vocab
+    prompt, known = _resolve_prompt(vocab, language, prompt_language)
+    if backbone.fingerprint != info.backbone_fingerprint:
+        raise UserError(f"{run}: made with backbone {info.backbone_fingerprint[:16]}, "
+                        f"got {backbone.fingerprint[:16]} ({backbone.source})")
+    # Refuse a corrupted original before any work (the copy is checked again below).
+    ExpertGuard(run)
+
+    seed = int(train.get("seed") or 0)
+    train_utts = sample(read_language(data, language, known), train.get("max_train_per_language"), seed)
+    dev_utts = None
+    if dev:
+        dev_utts = sample(read_language(dev, language, known), train.get("max_dev_per_language", 50), seed)
+
+    # similarity: the bare backbone's ear, on the new language's training audio
+    base_langs = lid_languages(info.experts, vocab)
+    # Measured for every init (random and full-ft record it too), when the run has languages to rank.
+    if similarity is None and (init in ("warm", "moe") or base_langs):
+        if not base_langs:
+            raise UserError(f"{run}: no expert is named by a Whisper language ({', '.join(info.experts)}), "
+                            f"so none can be ranked by similarity for --init {init}")
+        probe = sample(train_utts, similarity_utterances, seed)
+        say(f"measuring similarity on {len(probe)} utterances of {language} ...")
+        similarity = language_similarity(backbone, [u.audio for u in probe], base_langs)
+    if similarity is not None:
+        unknown = [c for c in similarity.scores if c not in info.experts]
+        if unknown:
+            raise UserError(f"the similarity given ranks {', '.join(unknown)}, which {run} has no expert for")
+        say("similarity: " + ", ".join(f"{c} {s:.3f}" for c, s in similarity.ranked()))
+
+    provenance: dict = {"recipe": "add-language", "init": init, "prompt_language": prompt,
+                        "train_utterances": len(train_utts)}
+    if similarity is not None:
+        provenance["similarity"] = similarity.to_dict()
+    result = AddLanguageResult(target, language, init, prompt, similarity)
+
+    train_rows = relabel(train_utts, prompt)
+    dev_rows = relabel(dev_utts, prompt) if dev_utts else []
+    rd = RunData([prompt], train_rows, dev_rows, durations_of(train_rows))
+    recipe = "full-ft" if init == "full-ft" else "lora-whisper"  # the loop's defaults (lr) per kind
+    spec = info.spec
+
+    if init == "full-ft":
+        return _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev, spec,
+                        provenance, result, say)
+
+    if out is not None:
+        _copy_run(run, target, run_data)
+    guard = ExpertGuard(target)
+    bank, _ = load_run(target, backbone)
+    before = {n: bank.state_dict_of(n) for n in bank.languages}
+    torch.manual_seed(seed)  # the new expert's A draws from the global generator
+    mixture = None
+    if init == "warm":
+        result.warm_from = similarity.most_similar
+        bank.add_language(language, init=f"copy:{result.warm_from}")
+        provenance["warm_from"] = result.warm_from
+    else:
+        bank.add_language(language, init="random", seed=seed)
+    if init == "moe":
+        top = similarity.top(top_k)
+        total = sum(s for _, s in top)
+        mixture = {language: 1.0, **{c: s / total for c, s in top}}
+    plan, gates = _lora_plan(backbone, bank, language, init, mixture, learned_gates)
+
+    def current_mixture() -> dict[str, float]:
+        if mixture is None:
+            return {language: 1.0}
+        if gates is None:
+            return dict(mixture)
+        return {language: 1.0, **gates.mixture()}
+
+    work = target / WORK_DIR / language
+    config = _train_config(spec, info.backbone_source, recipe, prompt, work, data, dev, train)
+    scorer = _DevScorer(plan, dev_rows, config, current_mixture, gates) if dev_rows else None
+    say(f"add-language {language} (init {init}{', prompt <|' + prompt + '|>' if prompt != language else ''}): "
+        f"{len(train_rows)} training utterances, {sum(p.numel() for p in plan.params.values()):,} trainable parameters")
+    try:
+        fitted, config = _fit(plan, rd, config, work, scorer)
+    finally:
+        if gates is not None:
+            gates.remove()
+    chosen = work  # the best dev adapters with a dev set, else the final ones
+    sd = load_file(str(chosen / "adapters" / language / WEIGHTS_FILE))
+    bank.load_expert(language, sd)
+    if mixture is not None:
+        final_mix = (scorer.best_mixture() if (scorer is not None and gates is not None) else None) \
+            or current_mixture()
+        provenance["moe"] = {"experts": final_mix, "top_k": top_k, "learned_gates": bool(learned_gates),
+                             "weights": "own expert 1; top-k similarities renormalised to sum to 1"
+                                        + ("; then trained" if learned_gates else "")}
+        result.mixture = final_mix
+    staged = json.loads((chosen / RUN_FILE).read_text())["experts"][0]["provenance"]
+    for k in ("step", "dev_error_clipped", "selected"):
+        if k in staged:
+            provenance[k] = staged[k]
+    provenance["train_config"] = f"{WORK_DIR}/{language}/train_config.toml"
+
+    # Nothing but the new expert may have moved, in memory or on disk.
+    for n, sd_before in before.items():
+        now = bank.state_dict_of(n)
+        if any(not torch.equal(sd_before[k], now[k]) for k in sd_before):
+            raise UserError(f"internal error: expert {n!r} changed in memory during training; not saving")
+    save_run(target, bank, backbone, provenance={language: provenance}, only=[language])
+    guard.check()
+    _tidy(work)
+    result.steps, result.best_error, result.provenance = fitted.steps, fitted.best_error, provenance
+    say(f"added {language} to {target} ({fitted.steps} steps"
+        f"{'' if fitted.best_error is None else f', best dev error {fitted.best_error:.2f}'})")
+    return result
+
+
+def _tidy(work: Path) -> None:
+    """Keep the training record (train_config.toml, metrics.jsonl); drop the staging copies
+    of the weights and the optimizer state, now that the run holds the expert."""
+    for name in ("adapters", "final", "checkpoints"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    (work / RUN_FILE).unlink(missing_ok=True)
+
+
+def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev, spec, provenance,
+             result, say) -> AddLanguageResult:
+    """Fine-tune every weight on the new language (bare rows); OUT = fine-tuned Whisper + the
+    original experts copied byte for byte."""
+    from lora_whisper.backbone.load import load_backbone
+    from lora_whisper.expansion.guard import ExpertGuard
+    from lora_whisper.training.dev import DevScorer
+    from lora_whisper.training.recipes import full_ft
+    from lora_whisper.training.saving import MODEL_DIR
+
+    if getattr(backbone.model, "lora_routing", None) is not None:
+        raise UserError("full-ft needs a backbone without adapters injected")
+    plan = full_ft(backbone, [prompt])
+    work = target / WORK_DIR / language
+    config = _train_config(spec, info.backbone_source, "full-ft", prompt, work, data, dev, train)
+    scorer = DevScorer(plan, rd.dev, config.eval_batch_size, config.eval_max_new_tokens) if rd.dev else None
+    target.mkdir(parents=True, exist_ok=True)
+    say(f"add-language {language} (full fine-tuning): {len(rd.train)} training utterances, "
+        f"{sum(p.numel() for p in plan.params.values()):,} trainable parameters")
+    fitted, config = _fit(plan, rd, config, work, scorer)
+    plan.model.requires_grad_(False).eval()
+    # best dev model at work/model, else the final one there; work/final/ is a duplicate
+    shutil.move(str(work / MODEL_DIR), str(target / MODEL_DIR))
+    staged = json.loads((work / RUN_FILE).read_text())
+    _tidy(work)  # work/final/ is a duplicate; the checkpoint a full optimizer state (~3x the model)
+    for k in ("step", "dev_error_clipped", "selected"):
+        if k in staged.get("provenance", {}):
+            provenance[k] = staged["provenance"][k]
+    provenance["train_config"] = f"{WORK_DIR}/{language}/train_config.toml"
+    tuned = load_backbone(str((target / MODEL_DIR).resolve()))
+    for e in info.data["experts"]:
+        shutil.copytree(run / e["path"], target / e["path"])
+    data_out = json.loads((run / RUN_FILE).read_text())
+    data_out["backbone"] = {"source": tuned.source, "fingerprint": tuned.fingerprint}
+    # Not an expert (the new language decodes with the fine-tuned backbone alone): recorded
+    # at the top level; save_run on this run later would drop it, which is harmless.
+    data_out["full_ft"] = {"language": language, "from_run": str(run.resolve()),
+                           "base_backbone": info.data["backbone"], **provenance}
+    from lora_whisper.adapters.files import _atomic_write, _json_bytes
+
+    _atomic_write(target / RUN_FILE, _json_bytes(data_out))
+    copied = ExpertGuard(target).before
+    original = ExpertGuard(run).before
+    if copied != original:
+        raise UserError(f"{target}: the copied experts differ from {run}'s")
+    result.steps, result.best_error, result.provenance = fitted.steps, fitted.best_error, provenance
+    say(f"full fine-tuning on {language} written to {target} ({fitted.steps} steps)")
+    return result
