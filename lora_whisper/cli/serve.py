@@ -1,0 +1,49 @@
+"""`lora-whisper serve`: the OpenAI-compatible HTTP API and web page for a run or backbone."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve a run over HTTP (OpenAI-compatible API + web page)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", default=None, help="a trained run directory")
+    src.add_argument("--backbone", default=None, help="a bare Whisper dir (default: embedded whisper-base)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=os.environ.get("LORA_WHISPER_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' (default: $LORA_WHISPER_API_KEY, else none)")
+    p.add_argument("--model-name", default=None, help="model id clients send (default: the run's directory name)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together (1 = one at a time)")
+    p.add_argument("--batch-wait-ms", type=float, default=20.0,
+                   help="how long the first request waits for others to join its batch")
+    p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    import torch
+    import uvicorn
+
+    from lora_whisper.errors import UserError
+    from lora_whisper.inference.transcriber import load
+    from lora_whisper.serving import create_app
+
+    if args.max_batch < 1:
+        raise UserError("--max-batch must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t = load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.max_batch)
+    name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
+    app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
+                     max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"warning: serving on {args.host} without --api-key: anyone who can reach it may use it",
+              file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
