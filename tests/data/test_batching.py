@@ -132,9 +132,10 @@ def test_collate_shapes_and_labels(utterances, n_mels):
     items = [ds[i] for i in range(4)]
     batch = ds.collate(items)
     B = 4
-    T = max(int(np.ceil(u.duration * 100)) for u in utterances)
+    tail = 100  # log_mel keeps 1 s of silence after each clip
+    T = max(int(np.ceil(u.duration * 100)) for u in utterances) + tail
     assert batch["input_features"].shape == (B, n_mels, T + T % 2)
-    assert batch["frame_lengths"].tolist() == [50, 120, 30, 80]
+    assert batch["frame_lengths"].tolist() == [50 + tail, 120 + tail, 30 + tail, 80 + tail]
     L = max(len(it["tokens"]) for it in items) - 1
     assert batch["decoder_input_ids"].shape == batch["labels"].shape == (B, L)
     assert batch["language_index"].dtype == torch.long
