@@ -1,0 +1,16 @@
+"""Language-routed LoRA bank on a frozen Whisper: spec, routing, layer, bank, run files.
+
+Laid out as peft's `tuners/lora` (config / layer / model apart); see layer.py for why the
+layer is ours.
+"""
+from lora_whisper.adapters.config import DEFAULT_TARGETS, LoraSpec
+from lora_whisper.adapters.files import RunInfo, load_peft_adapter, load_run, read_run, save_run
+from lora_whisper.adapters.layer import LanguageLoRALinear
+from lora_whisper.adapters.model import AdapterError, LoRABank, ParamCount, inject
+from lora_whisper.adapters.routing import Routing, RoutingState, routed, set_routing
+
+__all__ = [
+    "DEFAULT_TARGETS", "LoraSpec", "RunInfo", "load_peft_adapter", "load_run", "read_run", "save_run",
+    "LanguageLoRALinear", "AdapterError", "LoRABank", "ParamCount", "inject", "Routing", "RoutingState",
+    "routed", "set_routing",
+]

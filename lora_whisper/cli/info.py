@@ -1,0 +1,63 @@
+"""`lora-whisper info RUN`: what a run directory holds, from its JSON and file headers only."""
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help="show a run's experts, parameter counts, backbone and provenance")
+    p.add_argument("run", help="run directory (holds lora_whisper.json)")
+    p.add_argument("--backbone", help="also check this backbone (dir or id) against the run's fingerprint")
+    p.set_defaults(func=run)
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def run(args) -> int:
+    from lora_whisper.adapters.files import WEIGHTS_FILE, read_run, safetensors_shapes
+
+    info = read_run(args.run)
+    spec = info.spec
+    print(f"run:       {info.path}")
+    print(f"backbone:  {info.backbone_source}")
+    print(f"           sha256 {info.backbone_fingerprint}")
+    print(f"lora:      r={spec.r} alpha={spec.alpha} (scale {spec.scale:g}) dropout={spec.dropout} "
+          f"side={spec.side} targets={','.join(spec.targets)}")
+    total = 0
+    rows = []
+    for name in info.experts:
+        wfile = info.adapter_dir(name) / WEIGHTS_FILE
+        if wfile.exists():
+            n = 0
+            for _, shape in safetensors_shapes(wfile).values():
+                k = 1
+                for s in shape:
+                    k *= s
+                n += k
+            note = ""
+        else:
+            n, note = int(info.entry(name).get("parameters", 0)), "  (file missing)"
+        total += n
+        rows.append((name, n, note))
+    width = max([len(r[0]) for r in rows] + [6])
+    print(f"experts:   {len(rows)}")
+    for name, n, note in rows:
+        print(f"  {name:<{width}}  {n:>12,d} params  {_fmt_bytes(4 * n):>10} fp32{note}")
+    print(f"  {'total':<{width}}  {total:>12,d} params  {_fmt_bytes(4 * total):>10} fp32")
+    for name in info.experts:
+        prov = info.provenance(name)
+        if prov:
+            print(f"provenance {name}: {json.dumps(prov, sort_keys=True, ensure_ascii=False)}")
+    if args.backbone:
+        from lora_whisper.backbone.load import _resolve, _weights_fingerprint
+
+        got = _weights_fingerprint(_resolve(args.backbone)[1])  # hashes files, loads no weights
+        same = got == info.backbone_fingerprint
+        print(f"backbone check: {args.backbone}: {'matches' if same else 'DIFFERS (sha256 ' + got + ')'}")
+        return 0 if same else 1
+    return 0
