@@ -44,11 +44,29 @@ class Transcription:
 AudioInput = "str | Path | np.ndarray"
 
 
+WINDOW_SECONDS = 29.0   # + the 1 s silence tail that log_mel adds = Whisper's 30 s window
+SEARCH_SECONDS = 5.0    # a cut is placed at the quietest 100 ms in the window's last 5 s
+
+
 def _windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    if len(audio) <= N_SAMPLES_30S:
+    """Long audio -> (offset s, window) pieces of at most 29 s, cut where it is quietest
+    near each boundary so that a word is rarely split between two windows."""
+    size = int(WINDOW_SECONDS * SAMPLE_RATE)
+    if len(audio) <= size:
         return [(0.0, audio)]
-    return [(i / SAMPLE_RATE, audio[i:i + N_SAMPLES_30S]) for i in range(0, len(audio), N_SAMPLES_30S)
-            if len(audio[i:i + N_SAMPLES_30S]) >= SAMPLE_RATE // 10]
+    hop = SAMPLE_RATE // 10
+    out, start = [], 0
+    while start < len(audio):
+        end = start + size
+        if end < len(audio):
+            lo = end - int(SEARCH_SECONDS * SAMPLE_RATE)
+            frames = audio[lo:end][: (end - lo) // hop * hop].reshape(-1, hop)
+            end = lo + int(np.argmin((frames ** 2).mean(axis=1))) * hop + hop // 2
+        piece = audio[start:end]
+        if len(piece) >= SAMPLE_RATE // 10:
+            out.append((start / SAMPLE_RATE, piece))
+        start = end
+    return out
 
 
 class Transcriber:

@@ -72,4 +72,5 @@ def test_long_audio_is_windowed(tiny_dir, tmp_path, capsys):
 
     rec = json.loads(capsys.readouterr().out)
     assert rc == 0 and rec["duration"] == pytest.approx(65.0)
-    assert [s["start"] for s in rec["segments"]] in ([0.0, 30.0, 60.0], [0.0, 30.0], [0.0], [])
+    # segments carry their window's time span (windows of <= 29 s; empty texts are dropped)
+    assert all(0 <= s["start"] < s["end"] <= 65.0 and s["end"] - s["start"] <= 29.0 for s in rec["segments"])
