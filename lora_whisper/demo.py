@@ -117,6 +117,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
         print("  error %:", _errors(trained))
     expanded = {}
     with Stage(5, total, f"add {NEW} with warm start and with LoRA MoE ({cfg.new_steps} steps each)"):
+        similarity = None
         for init in ("warm", "moe"):
             dst = runs / f"plus-{NEW}-{init}"
             if not _has_expert(dst, NEW):
@@ -124,10 +125,12 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
 
                 shutil.rmtree(dst, ignore_errors=True)
                 res = add_language(base_run, NEW, str(corpus / "train.jsonl"), init=init,
-                                   dev=str(corpus / "dev.jsonl"), out=dst, similarity_utterances=12,
+                                   dev=str(corpus / "dev.jsonl"), out=dst, similarity=similarity,
+                                   similarity_utterances=12,
                                    train=dict(max_steps=cfg.new_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                               seed=cfg.seed, max_dev_per_language=6,
                                               eval_every=cfg.new_steps, progress=True))
+                similarity = res.similarity  # measured once, shared by both inits
                 detail = res.warm_from if init == "warm" else res.mixture
                 print(f"  {init}: {detail}")
             else:
@@ -149,12 +152,18 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
         utts = read_manifest(test)
         picks = [next(u for u in utts if u.language == lang) for lang in langs]
         asr = lora_whisper.load(run=expanded["warm"])
-        results = asr.transcribe([u.load() for u in picks], language=None, max_new_tokens=cfg.max_new_tokens,
-                                 names=[u.id for u in picks])
+        audio = [u.load() for u in picks]
+        # One batch, four languages, each row prompted with and routed to its own language.
+        results = asr.transcribe(audio, language=[u.language for u in picks],
+                                 max_new_tokens=cfg.max_new_tokens, names=[u.id for u in picks])
+        detected = asr.detect_language(audio)  # what `--language auto` would have routed by
         samples = []
-        for u, r in zip(picks, results):
-            print(f"  [{r.language} -> expert {r.expert}] {r.text}\n      reference: {u.text}")
-            samples.append({"id": u.id, "language": r.language, "expert": r.expert, "text": r.text, "reference": u.text})
+        for u, r, d in zip(picks, results, detected):
+            top, p = next(iter(d.items()))
+            print(f"  [{r.language} -> expert {r.expert}; language ID says {top} {p:.2f}] {r.text}\n"
+                  f"      reference: {u.text}")
+            samples.append({"id": u.id, "language": r.language, "expert": r.expert, "detected": top,
+                            "text": r.text, "reference": u.text})
     return _write_summary(out, zero, trained, after, unchanged, samples)
 
 
