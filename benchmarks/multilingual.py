@@ -103,9 +103,13 @@ def main() -> None:
     for name in ("zero-shot", "full-ft", "shared-lora", "lora-whisper"):
         t0 = time.time()
         run = None if name == "zero-shot" else train_recipe(name, corpus, runs, preset, args.backbone, args.seed)
-        report, _ = evaluate(test, run=run, backbone=args.backbone if run is None else None,
-                             out=runs / "eval" / name, languages=LANGS,
-                             max_per_language=preset.test_per_language, max_new_tokens=96)
+        done = runs / "eval" / name / "report.json"
+        if done.exists() and (run is None or done.stat().st_mtime > (run / "lora_whisper.json").stat().st_mtime):
+            report = json.loads(done.read_text())  # an interrupted benchmark's finished evaluation
+        else:
+            report, _ = evaluate(test, run=run, backbone=args.backbone if run is None else None,
+                                 out=runs / "eval" / name, languages=LANGS,
+                                 max_per_language=preset.test_per_language, max_new_tokens=96)
         s = report["system"]
         systems[name] = {
             "per_language": {k: round(v["error"], 2) for k, v in s["languages"].items()},

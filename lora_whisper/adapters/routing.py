@@ -31,7 +31,8 @@ class Routing:
     """Per row of a batch: the experts applied and their weights (row of zeros = bare backbone).
 
     Held either as indices [B] (-1 = bare) or as weights [B, E]; kept on the CPU, as it is
-    small, and moved to the activations' device once per device.
+    small, and moved to the activations' device once per device. A 'bare' or 'single'
+    routing applies to a batch of any size; per-row routings must match the batch's rows.
     """
 
     def __init__(self, *, index: torch.Tensor | None = None, weights: torch.Tensor | None = None,

@@ -40,7 +40,7 @@ def test_single_language_equals_peft(make_bank, tiny_dir, spec):
         with pm.disable_adapter():
             plain = pm(input_features=feats, decoder_input_ids=ids).logits
     assert close(ours_hf, theirs)
-    assert close(ours, theirs, 1e-4)  # our SDPA walk vs transformers' attention
+    assert close(ours, theirs)  # our forward walk vs transformers' (same Linear modules)
     assert not close(theirs, plain, 1e-3)  # the adapter does something
 
 

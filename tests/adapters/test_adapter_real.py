@@ -30,6 +30,7 @@ def test_real_whisper_base_bank(real_backbone, tmp_path, randomize_bank):
         with routed(model, bank.routing_for(["pl"])):
             enc, keep = encode(model, feats[1:, :, : lengths[1]], lengths[1:])
             alone = decoder_logits(model, tokens[1:], enc, keep)
+    # fp32 rounding of different batch shapes, on logits of magnitude ~10: 2e-5 seen
     assert (mixed[1] - alone[0]).abs().max() <= 1e-4
     save_run(tmp_path / "run", bank, bb, only=["pl"])
     fresh = dataclasses.replace(real_backbone, model=copy.deepcopy(real_backbone.model))
