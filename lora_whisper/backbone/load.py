@@ -72,27 +72,56 @@ def embedded_ct2_dir() -> Path:
     parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
     key = hashlib.sha256(b"".join(f"{p.name}:{p.stat().st_size}".encode() for p in parts)).hexdigest()[:12]
     out = cache_dir("ct2", f"whisper-base-{key}")
-    if not (out / "model.bin").exists():
-        with tempfile.NamedTemporaryFile(dir=out, delete=False) as tmp:
-            for p in parts:
-                with open(p, "rb") as f:
-                    shutil.copyfileobj(f, tmp)
-        os.replace(tmp.name, out / "model.bin")
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        if not (out / name).exists():
-            shutil.copy(d1 / name, out / name)
+    if all((out / n).exists() for n in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")):
+        return out
+    with _file_lock(out.parent / f"whisper-base-{key}.lock"):
+        if not (out / "model.bin").exists():
+            with tempfile.NamedTemporaryFile(dir=out, delete=False) as tmp:
+                for p in parts:
+                    with open(p, "rb") as f:
+                        shutil.copyfileobj(f, tmp)
+            os.replace(tmp.name, out / "model.bin")
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            if not (out / name).exists():
+                shutil.copy(d1 / name, out / name)
     return out
 
 
 def _convert_ct2_dir(ct2_dir: Path) -> Path:
     """CT2 dir -> cached transformers dir keyed by model.bin's sha256; returns the dir."""
-    from lora_whisper.backbone.convert import state_dict_from_ct2, whisper_config_from_ct2
-    from lora_whisper.backbone.ct2_reader import read_model_bin
-
     digest = sha256_file(ct2_dir / "model.bin")
     out = cache_dir("backbones") / digest[:16]
     if (out / "lora_whisper_backbone.json").exists():
         return out
+    # Several processes (test workers, torchrun ranks) may ask at once: one converts.
+    with _file_lock(out.parent / f"{digest[:16]}.lock"):
+        if (out / "lora_whisper_backbone.json").exists():
+            return out
+        return _convert_locked(ct2_dir, digest, out)
+
+
+class _file_lock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.f = open(self.path, "w")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _convert_locked(ct2_dir: Path, digest: str, out: Path) -> Path:
+    from lora_whisper.backbone.convert import state_dict_from_ct2, whisper_config_from_ct2
+    from lora_whisper.backbone.ct2_reader import read_model_bin
+
     ct2_cfg = json.loads((ct2_dir / "config.json").read_text()) if (ct2_dir / "config.json").exists() else {}
     gen = generation_from_ct2_config(ct2_dir / "config.json") if ct2_cfg else {}
     _, variables = read_model_bin(ct2_dir / "model.bin")
