@@ -13,11 +13,11 @@ language decoded as a mixture (listing every expert applied, its own included).
 """
 from __future__ import annotations
 
+from lora_whisper.atomic import atomic_write_bytes
+
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,17 +41,7 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 
 # -- small I/O helpers ------------------------------------------------------------------
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _sha256_file(path: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -59,18 +58,13 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance],
     """Write atomically; audio under the manifest's directory is stored relative to it, so
     the directory can be moved as a whole."""
     path = Path(path)
+    from lora_whisper.atomic import atomic_open
+
     path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent.resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for utt in utterances:
-                fh.write(json.dumps(to_record(utt, base if relative else None),
-                                    ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for utt in utterances:
+            fh.write(json.dumps(to_record(utt, base if relative else None), ensure_ascii=False) + "\n")
     return path
 
 

@@ -9,8 +9,6 @@ the run file is put back as it was and the command fails.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from lora_whisper.adapters.model import AdapterError
@@ -72,7 +70,6 @@ class ExpertGuard:
                                f"a language; {RUN_FILE} was restored, the new expert is not registered")
 
     def restore(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=f".{RUN_FILE}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.run_file)
-        os.replace(tmp, self.run_dir / RUN_FILE)
+        from lora_whisper.atomic import atomic_write_bytes
+
+        atomic_write_bytes(self.run_dir / RUN_FILE, self.run_file)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from lora_whisper.backbone.forward import encode
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, language_probs
@@ -41,7 +40,6 @@ class Transcription:
         return asdict(self)
 
 
-AudioInput = "str | Path | np.ndarray"
 
 
 WINDOW_SECONDS = 29.0   # + the 1 s silence tail that log_mel adds = Whisper's 30 s window

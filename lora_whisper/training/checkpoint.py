@@ -7,9 +7,7 @@ checkpoint or the new one, never half of one.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +19,10 @@ LAST = "last.pt"
 
 
 def atomic_torch_save(obj, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from lora_whisper.atomic import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
 
 

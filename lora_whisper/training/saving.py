@@ -35,11 +35,9 @@ def save_plan(plan, dest: str | Path, languages: list[str], provenance: dict) ->
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from lora_whisper.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def save_full_model(dest: Path, backbone, languages: list[str], provenance: dict) -> Path:
