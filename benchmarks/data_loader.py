@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import statistics
@@ -147,22 +146,9 @@ def run_with_step(utts, workers: list[int], epochs: int, batch: int, matmuls: in
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "loadavg_at_start": os.getloadavg()[0], "git_commit": commit,
+    import _common
+
+    return {**_common.machine(), "loadavg_at_start": os.getloadavg()[0], "git_commit": _common.git_commit(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 

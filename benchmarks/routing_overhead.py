@@ -26,7 +26,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,26 +43,18 @@ from lora_whisper.backbone.forward import decoder_logits, decoder_step, encode, 
 from lora_whisper.backbone.load import load_backbone  # noqa: E402
 from lora_whisper.data.features import log_mel  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
 LANGS = ["pl", "pt", "it", "zh", "da", "el", "cy", "ja"]
 CONFIGS = ["plain", "none", "one", "mixed", "sequential"]
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _common.machine()["cpu"]
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "uncommitted"
-    except Exception:
-        return "uncommitted"
+git_commit = _common.git_commit
 
 
 class Clock:
