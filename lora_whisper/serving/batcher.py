@@ -5,9 +5,9 @@ rows costs far less than 8 forwards on a CPU). It takes the first waiting reques
 collects more for up to `wait_ms` or until `max_batch`, and transcribes them together; the
 Transcriber routes each row to its language's expert inside one mixed batch.
 
-Requests whose language is given and those left to detection go in separate calls, as do
-different temperatures, because `transcribe` takes one language and one set of options
-per call; auto-detected requests of different languages still share one forward pass.
+Requests of every language, given or left to detection, share one call (`transcribe` takes
+one language per input); only different temperatures go in separate calls, because the
+decoding options are per call.
 """
 from __future__ import annotations
 
@@ -118,14 +118,14 @@ class MicroBatcher:
     def _process(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
-            groups.setdefault((j.language, j.temperature), []).append(j)
+            groups.setdefault(j.temperature, []).append(j)
         t = self.transcriber
         base = t.options
-        for (language, temperature), group in groups.items():
+        for temperature, group in groups.items():
             try:
                 t.options = replace(base, temperatures=temperatures_from(temperature, base.temperatures))
                 self.calls.append(len(group))
-                results = t.transcribe([j.audio for j in group], language=language,
+                results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
                                        names=["upload"] * len(group))
             except BaseException as exc:  # noqa: BLE001  (the request fails; the server goes on)
                 for j in group:
