@@ -35,6 +35,8 @@ class DemoConfig:
     max_new_tokens: int = 64
     seed: int = 0
     threads: int = 2
+    backbone: str | None = None    # None = the embedded whisper-base (tests pass a tiny one)
+    texts: dict | None = None      # {lang: sentences}: skip the Debian text sources (tests)
 
 
 class Stage:
@@ -52,12 +54,14 @@ class Stage:
 
 
 def _eval(test: Path, out: Path, run: Path | None, languages, cfg: DemoConfig) -> dict:
+    """Evaluate a run, or (run None) the zero-shot backbone; reuse an earlier report."""
     from lora_whisper.evaluation.evaluate import evaluate
 
     report_file = out / "report.json"
     if report_file.exists():
         return json.loads(report_file.read_text())
-    report, _ = evaluate(str(test), run=run, out=out, languages=list(languages),
+    report, _ = evaluate(str(test), run=run, backbone=cfg.backbone if run is None else None,
+                         out=out, languages=list(languages),
                          max_per_language=cfg.test_per_language, max_new_tokens=cfg.max_new_tokens)
     return report
 
@@ -93,7 +97,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
     with Stage(1, total, f"corpus: {', '.join(BASE)} + new {NEW}, {cfg.per_language} training clips each (espeak-ng)"):
         build_corpus(corpus, list(BASE) + [NEW], cfg.per_language, seed=cfg.seed,
                      dev_per_language=cfg.test_per_language, test_per_language=cfg.test_per_language,
-                     jobs=2, progress=True)
+                     jobs=2, progress=True, texts=cfg.texts)
     test = corpus / "test.jsonl"
     langs = list(BASE) + [NEW]
     with Stage(2, total, "zero-shot whisper-base on the test set"):
@@ -106,7 +110,8 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
 
             shutil.rmtree(base_run, ignore_errors=True)
             train(TrainConfig(data=str(corpus / "train.jsonl"), dev=str(corpus / "dev.jsonl"), languages=BASE,
-                              out=str(base_run), recipe="lora-whisper", max_steps=cfg.base_steps,
+                              out=str(base_run), backbone=cfg.backbone, recipe="lora-whisper",
+                              max_steps=cfg.base_steps,
                               batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, max_dev_per_language=6,
                               eval_every=cfg.base_steps, eval_max_new_tokens=cfg.max_new_tokens,
                               checkpoint_every=30))
