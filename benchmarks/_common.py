@@ -47,6 +47,22 @@ def git_commit() -> str:
         return "uncommitted"
 
 
+def speak(text: str, path: Path, voice: str = "en", speed: int = 150):
+    """espeak-ng speech as a 16 kHz float32 array (the wav is kept at `path`)."""
+    from lora_whisper.audio import load_audio
+
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    return load_audio(path)
+
+
+def fit(a, seconds: float):
+    """Cut or pad (with silence) to exactly `seconds`, so every system gets equal work."""
+    import numpy as np
+
+    n = int(seconds * 16000)
+    return np.pad(a[:n], (0, max(0, n - len(a))))
+
+
 def header() -> dict:
     return {"machine": machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "commit": git_commit(), "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name] + sys.argv)}

@@ -10,7 +10,6 @@ Every system decodes greedily the same clips with the same prompt, stopping at e
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,16 +31,9 @@ SENTENCES = ["Please call me when you get home tonight and we can talk.",
 
 
 def clips(n: int) -> list[np.ndarray]:
-    from lora_whisper.audio import load_audio
-
-    out = []
     with tempfile.TemporaryDirectory() as d:
-        for i, s in enumerate(SENTENCES[:n]):
-            p = Path(d) / f"{i}.wav"
-            subprocess.run(["espeak-ng", "-v", "en", "-s", "140", "-w", str(p), s], check=True)
-            a = load_audio(p)[: 5 * 16000]
-            out.append(np.pad(a, (0, 5 * 16000 - len(a))))  # exactly 5 s each
-    return out
+        return [_common.fit(_common.speak(s, Path(d) / f"{i}.wav", "en", 140), 5.0)
+                for i, s in enumerate(SENTENCES[:n])]
 
 
 def main() -> None:

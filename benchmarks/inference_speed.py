@@ -13,7 +13,6 @@ the fly, so the numbers do not depend on a training run. Medians of interleaved 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,16 +33,7 @@ SENTENCES = ["Please call me when you get home tonight.",
              "We need to buy milk, eggs and apples."]
 
 
-def speak(text: str, path: Path, voice: str = "en", speed: int = 150) -> np.ndarray:
-    from lora_whisper.audio import load_audio
-
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
-    return load_audio(path)
-
-
-def fit(a: np.ndarray, seconds: float) -> np.ndarray:
-    n = int(seconds * 16000)
-    return np.pad(a[:n], (0, max(0, n - len(a))))
+speak, fit = _common.speak, _common.fit
 
 
 def make_audio(work: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-from inference_speed import SENTENCES, build_run, fit, speak  # noqa: E402
+from _common import fit, speak  # noqa: E402
+from inference_speed import SENTENCES, build_run  # noqa: E402
 
 MODEL = "bench-run"
 

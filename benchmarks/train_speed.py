@@ -12,12 +12,10 @@ the reported figures are medians.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,16 +37,12 @@ OURS, USUAL = "real length, bf16", "30 s padding, fp32"
 def make_utterances(root: Path, n: int, seconds: float):
     import soundfile as sf
 
-    from lora_whisper.audio import load_audio
     from lora_whisper.data.utterance import Utterance
 
     utts = []
     for i in range(n):
         lang, text = SENTENCES[i % len(SENTENCES)]
-        raw = root / f"{i}-raw.wav"
-        subprocess.run(["espeak-ng", "-v", lang, "-s", "150", "-w", str(raw), text], check=True)
-        a = load_audio(raw)[: int(seconds * 16000)]
-        a = np.pad(a, (0, int(seconds * 16000) - len(a)))  # exactly `seconds` each
+        a = _common.fit(_common.speak(text, root / f"{i}-raw.wav", lang, 150), seconds)
         wav = root / f"{i}.wav"
         sf.write(wav, a, 16000)
         utts.append(Utterance(f"u{i}", str(wav), text, lang, seconds))
