@@ -56,16 +56,12 @@ def build_run(work: Path, std: float = 0.002) -> Path:
     """The paper's LoRA spec (r=32 on every attention and FFN linear) with random small B."""
     from lora_whisper.adapters.config import LoraSpec
     from lora_whisper.adapters.files import save_run
-    from lora_whisper.adapters.model import inject
+    from lora_whisper.adapters.model import inject, perturb_experts
     from lora_whisper.backbone.load import load_backbone
 
     bb = load_backbone()
     bank = inject(bb.model, LoraSpec(dropout=0.0), ["en", "de"], seed=0)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for layer in bank.layers.values():
-            for B in layer.lora_B:
-                B.normal_(0.0, std, generator=gen)
+    perturb_experts(bank, std, seed=1)
     save_run(work / "run", bank, bb, {"en": {"recipe": "benchmark: random small-B expert"}})
     return work / "run"
 

@@ -235,3 +235,13 @@ def inject(model: nn.Module, spec: LoraSpec, languages: Iterable[str] = (), seed
     for i, name in enumerate(languages):
         bank.add_language(name, seed=None if seed is None else seed + i)
     return bank
+
+
+def perturb_experts(bank: LoRABank, std: float, seed: int = 0) -> None:
+    """Give every expert a random nonzero B (peft's init has B = 0, i.e. no effect), so tests
+    and benchmarks can see experts differ without training them."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in bank.layers.values():
+            for B in layer.lora_B:
+                B.normal_(0.0, std, generator=gen)

@@ -3,20 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 
 def make_run(backbone, run_dir: Path, std: float, seed: int = 0) -> Path:
     """Inject experts into `backbone.model` (which then carries them) and save the run."""
     from lora_whisper.adapters.config import LoraSpec
     from lora_whisper.adapters.files import save_run
-    from lora_whisper.adapters.model import inject
+    from lora_whisper.adapters.model import inject, perturb_experts
 
     bank = inject(backbone.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en", "pl"], seed=seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for layer in bank.layers.values():
-            for B in layer.lora_B:  # peft's init has B = 0: give every expert an effect
-                B.normal_(0.0, std, generator=gen)
+    perturb_experts(bank, std, seed + 1)
     save_run(run_dir, bank, backbone, {"pl": {"init": "moe", "moe": {"experts": {"de": 0.6, "en": 0.15, "pl": 0.25}}}})
     return run_dir

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from lora_whisper.data.features import log_mel
 from lora_whisper.export import export

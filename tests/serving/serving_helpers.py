@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 GREEDY = dict(temperatures=(0.0,), max_new_tokens=8, compression_ratio_threshold=None, logprob_threshold=None)
 
@@ -17,16 +16,12 @@ GREEDY = dict(temperatures=(0.0,), max_new_tokens=8, compression_ratio_threshold
 def make_run(backbone_dir: Path, run_dir: Path, seed: int = 0, std: float = 0.05) -> Path:
     from lora_whisper.adapters.config import LoraSpec
     from lora_whisper.adapters.files import save_run
-    from lora_whisper.adapters.model import inject
+    from lora_whisper.adapters.model import inject, perturb_experts
     from lora_whisper.backbone.load import load_backbone
 
     bb = load_backbone(str(backbone_dir))
     bank = inject(bb.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en", "pl"], seed=seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for layer in bank.layers.values():
-            for B in layer.lora_B:  # peft's init has B = 0: make every expert actually differ
-                B.normal_(0.0, std, generator=gen)
+    perturb_experts(bank, std, seed + 1)
     save_run(run_dir, bank, bb, {"pl": {"recipe": "add-language", "init": "moe",
                                         "moe": {"experts": {"de": 0.6, "pl": 0.4}}}})
     return run_dir
