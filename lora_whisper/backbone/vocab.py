@@ -57,10 +57,6 @@ class Vocabulary:
     def languages(self) -> list[str]:
         return list(self.language_ids)
 
-    @property
-    def timestamp_begin(self) -> int:
-        return self.no_timestamps + 1
-
     def check_language(self, code: str) -> str:
         c = normalize_code(code)
         if c not in self.language_ids:
@@ -82,9 +78,6 @@ class Vocabulary:
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode([i for i in ids if i < self.eot], skip_special_tokens=True).strip()
-
-    def to_json(self) -> dict:
-        return {"suppress": self.suppress, "suppress_begin": self.suppress_begin}
 
 
 def generation_from_ct2_config(path: str | Path) -> dict:

@@ -19,7 +19,9 @@ def register(sub) -> None:
     p.add_argument("--language", default="auto", help="language code, or 'auto' to detect per file")
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default="txt")
+    from lora_whisper.inference.formats import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, default="txt")
     _add_model_args(p)
     p.set_defaults(func=run_transcribe)
 

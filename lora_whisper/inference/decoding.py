@@ -8,7 +8,7 @@ the dropping of finished rows.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -269,6 +269,3 @@ def language_probs(model, vocab: Vocabulary, features: torch.Tensor, frame_lengt
     finally:
         router.close()
 
-
-def with_options(options: DecodeOptions, **changes) -> DecodeOptions:
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from lora_whisper.inference.transcriber import Transcription
+if TYPE_CHECKING:  # the CLI reads FORMATS at start-up: keep this module free of torch
+    from lora_whisper.inference.transcriber import Transcription
 
 
 def _ts(seconds: float, sep: str) -> str:
@@ -14,20 +16,20 @@ def _ts(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(t: Transcription) -> str:
+def to_srt(t: "Transcription") -> str:
     blocks = [f"{i}\n{_ts(g.start, ',')} --> {_ts(g.end, ',')}\n{g.text}\n" for i, g in enumerate(t.segments, 1)]
     return "\n".join(blocks)
 
 
-def to_vtt(t: Transcription) -> str:
+def to_vtt(t: "Transcription") -> str:
     return "WEBVTT\n\n" + "\n".join(f"{_ts(g.start, '.')} --> {_ts(g.end, '.')}\n{g.text}\n" for g in t.segments)
 
 
-def to_json(t: Transcription) -> str:
+def to_json(t: "Transcription") -> str:
     return json.dumps(t.to_dict(), ensure_ascii=False)
 
 
-def render(t: Transcription, fmt: str) -> str:
+def render(t: "Transcription", fmt: str) -> str:
     if fmt == "json":
         return to_json(t)
     if fmt == "srt":

@@ -67,11 +67,18 @@ def _windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return out
 
 
+def _shared_expert(run_info) -> str | None:
+    """The expert that serves every language (a shared-lora run), if any."""
+    if not hasattr(run_info, "provenance"):
+        return None
+    return next((n for n in run_info.experts if run_info.provenance(n).get("route_all")), None)
+
+
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None):
         self.backbone = backbone
-        self._route_all = route_all
+        self.route_all = route_all if route_all is not None else _shared_expert(run_info)
         self.bank = bank
         self.run_info = run_info
         self.pad_30s = pad_30s
@@ -87,16 +94,6 @@ class Transcriber:
         return self.backbone.vocab
 
     # -- routing ---------------------------------------------------------------------------------
-    @property
-    def route_all(self) -> str | None:
-        """The expert that serves every language (a shared-lora run), if any."""
-        if self._route_all is not None or not hasattr(self.run_info, "provenance"):
-            return self._route_all
-        for name in self.run_info.experts:
-            if self.run_info.provenance(name).get("route_all"):
-                return name
-        return None
-
     def mixture_for(self, language: str | None) -> dict[str, float] | None:
         """{expert: weight} a row of this language is routed with; None = bare backbone."""
         if self.bank is None or language is None:
