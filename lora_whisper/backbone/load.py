@@ -89,7 +89,7 @@ def embedded_ct2_dir() -> Path:
 
 def _convert_ct2_dir(ct2_dir: Path) -> Path:
     """CT2 dir -> cached transformers dir keyed by model.bin's sha256; returns the dir."""
-    digest = sha256_file(ct2_dir / "model.bin")
+    digest = _memo_sha256([ct2_dir / "model.bin"], combined=False)
     out = cache_dir("backbones") / digest[:16]
     if (out / "lora_whisper_backbone.json").exists():
         return out
@@ -146,6 +146,24 @@ def _convert_locked(ct2_dir: Path, digest: str, out: Path) -> Path:
     return out
 
 
+def _memo_sha256(files: list[Path], combined: bool = True) -> str:
+    """sha256 of one file (`combined=False`) or over several files' digests, memoised by
+    (path, size, mtime): hashing hundreds of MB or GB on every load would dominate start-up."""
+    stamp = f"{combined}|" + "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    memo = cache_dir("fingerprints") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".txt")
+    if memo.exists():
+        return memo.read_text().strip()
+    if not combined:
+        digest = sha256_file(files[0])
+    else:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(sha256_file(f).encode())
+        digest = h.hexdigest()
+    memo.write_text(digest)
+    return digest
+
+
 def _weights_fingerprint(d: Path) -> str:
     marker = d / "lora_whisper_backbone.json"
     if marker.exists():
@@ -153,17 +171,7 @@ def _weights_fingerprint(d: Path) -> str:
     files = sorted(d.glob("*.safetensors")) or sorted(d.glob("pytorch_model*.bin"))
     if not files:
         raise BackboneError(f"{d}: no weights (*.safetensors or pytorch_model.bin)")
-    # Hashing gigabytes on every load is slow: memoise by (path, size, mtime).
-    stamp = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
-    memo = cache_dir("fingerprints") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".txt")
-    if memo.exists():
-        return memo.read_text().strip()
-    h = hashlib.sha256()
-    for f in files:
-        h.update(sha256_file(f).encode())
-    digest = h.hexdigest()
-    memo.write_text(digest)
-    return digest
+    return _memo_sha256(files)
 
 
 def _vocab_for_dir(d: Path) -> Vocabulary:
