@@ -51,24 +51,16 @@ def decode_utterances(transcriber, utterances: Sequence, language: str = "given"
     if language not in LANGUAGE_MODES:
         raise ValueError(f"language mode must be one of {LANGUAGE_MODES}, got {language!r}")
     audio = audio or {}
-    inputs = [audio.get(u.id, u.audio) for u in utterances]
-    out: list[Hypothesis | None] = [None] * len(utterances)
-    groups: dict[str | None, list[int]] = {}
-    for i, u in enumerate(utterances):
-        groups.setdefault(u.language if language == "given" else None, []).append(i)
-    for lang, idx in groups.items():
-        results = transcriber.transcribe([inputs[i] for i in idx], language=lang,
-                                         names=[utterances[i].id for i in idx],
-                                         progress=progress)
-        for i, r in zip(idx, results):
-            u = utterances[i]
-            if r.error:
-                raise RuntimeError(f"{u.id}: {r.error}")
-            out[i] = Hypothesis(u.id, u.language, r.language, _expert(transcriber, r), u.text, r.text,
-                                score_utterance(u.text, r.text, u.language))
-    return out  # type: ignore[return-value]
+    # One call: the Transcriber batches all languages together, each row prompted with (and
+    # routed by) its own language, or detected when `language` is "detect".
+    results = transcriber.transcribe([audio.get(u.id, u.audio) for u in utterances],
+                                     language=[u.language if language == "given" else None for u in utterances],
+                                     names=[u.id for u in utterances], progress=progress)
+    out: list[Hypothesis] = []
+    for u, r in zip(utterances, results):
+        if r.error:
+            raise RuntimeError(f"{u.id}: {r.error}")
+        out.append(Hypothesis(u.id, u.language, r.language, r.expert, u.text, r.text,
+                              score_utterance(u.text, r.text, u.language)))
+    return out
 
-
-def _expert(transcriber, r) -> str | None:
-    """The adapter(s) a row went through: "pl", a mixture "pt+es+it", or None (bare backbone)."""
-    return r.expert
