@@ -153,3 +153,142 @@ def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.
 
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+# -- streaming: long files a block at a time ------------------------------------------------------
+
+def probe_duration(path: str | os.PathLike) -> float | None:
+    """Seconds of audio read from the file's header only (soundfile, then PyAV's container
+    duration); None when neither knows without decoding."""
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
+        pass
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if container.streams.audio and container.duration:
+                return container.duration / 1_000_000
+    except Exception:  # noqa: BLE001  (not probe-able: the caller decodes and reports)
+        pass
+    return None
+
+
+class AudioStream:
+    """A file decoded as 16 kHz mono float32 a block at a time, so that an hour of audio never
+    sits in memory. Same decoders, downmix (channel mean) and soxr resampler as `load_audio`;
+    a file that turns out corrupt part-way raises AudioError naming where."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, block_seconds: float = 10.0):
+        self.name = str(path)
+        p = Path(path)
+        if not p.exists():
+            raise AudioError(self.name, "file not found")
+        if p.is_dir():
+            raise AudioError(self.name, "is a directory, not an audio file")
+        if p.stat().st_size == 0:
+            raise AudioError(self.name, "empty file (0 bytes)")
+        self.sample_rate = sample_rate
+        self._block_s = block_seconds
+        self._closers: list = []
+        self._blocks = self._open()
+        self._resampler = None
+        self._pending = np.zeros(0, np.float32)
+        self._eof = False
+        self.samples_read = 0
+
+    def _open(self):
+        try:
+            f = sf.SoundFile(self.name)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            sf_reason = str(exc).split("': ", 1)[-1].rstrip(".")
+        else:
+            self._closers.append(f.close)
+            return self._sf_blocks(f)
+        try:
+            import av
+        except ImportError:  # no PyAV: the ffmpeg binary decodes the whole file at once
+            return iter([(_finish(_decode(self.name, lambda: self.name), self.name, self.sample_rate)[:, None],
+                          self.sample_rate)])
+        try:
+            container = av.open(self.name)
+        except Exception as exc:  # noqa: BLE001
+            raise AudioError(self.name, f"not audio or corrupt ({sf_reason}; {exc})") from None
+        self._closers.append(container.close)
+        if not container.streams.audio:
+            raise AudioError(self.name, "has no audio stream")
+        return self._av_blocks(container)
+
+    def _sf_blocks(self, f):
+        n = max(1, int(self._block_s * f.samplerate))
+        while True:
+            x = f.read(n, dtype="float32", always_2d=True)
+            if not len(x):
+                return
+            yield x, f.samplerate
+
+    def _av_blocks(self, container):
+        import av
+
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp")  # planar float: our own channel mean
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().T, out.sample_rate
+        for out in resampler.resample(None):
+            yield out.to_ndarray().T, out.sample_rate
+
+    def _next_block(self) -> np.ndarray | None:
+        """The next piece of 16 kHz mono audio (possibly empty); None once the file and the
+        resampler's tail are used up."""
+        if self._eof:
+            return None
+        try:
+            block, sr = next(self._blocks)
+        except StopIteration:
+            self._eof = True
+            return None if self._resampler is None else self._resampler.resample_chunk(
+                np.zeros(0, np.float32), last=True)
+        except AudioError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (libsndfile/FFmpeg errors part-way through)
+            at = self.samples_read / self.sample_rate
+            raise AudioError(self.name, f"corrupt after {at:.1f} s ({' '.join(str(exc).split())})") from None
+        mono = np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32)
+        if sr == self.sample_rate:
+            return mono
+        if self._resampler is None:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(sr, self.sample_rate, 1, dtype="float32", quality="HQ")
+        return self._resampler.resample_chunk(mono)
+
+    def read(self, n: int) -> np.ndarray:
+        """Up to `n` more samples; fewer only at the end of the file."""
+        parts, have = [self._pending], len(self._pending)
+        while have < n:
+            block = self._next_block()
+            if block is None:
+                break
+            parts.append(block)
+            have += len(block)
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out, self._pending = data[:n], data[n:]
+        if self.samples_read == 0 and len(out) == 0 and n > 0:
+            raise AudioError(self.name, "contains no audio samples (zero length)")
+        self.samples_read += len(out)
+        return out
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+        self._closers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

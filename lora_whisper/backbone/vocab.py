@@ -54,6 +54,12 @@ class Vocabulary:
         )
 
     @property
+    def timestamp_begin(self) -> int:
+        """<|0.00|>: Whisper's timestamp ids follow <|notimestamps|>, one per 20 ms. They are
+        in the model's vocabulary even where tokenizer.json (the embedded one) does not name them."""
+        return self.no_timestamps + 1
+
+    @property
     def languages(self) -> list[str]:
         return list(self.language_ids)
 

@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help="how long the first request waits for others to join its batch")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
+                   help="int8: the backbone's linear layers in int8 on CPU (adapters stay float32)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
 
@@ -38,7 +40,8 @@ def run_serve(args) -> int:
         raise UserError("--max-batch must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    t = load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.max_batch)
+    t = load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.max_batch,
+             compute_type=args.compute_type)
     name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
     app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
                      max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)

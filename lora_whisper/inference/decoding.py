@@ -26,6 +26,11 @@ class DecodeOptions:
     logprob_threshold: float | None = -1.0
     suppress_blank: bool = True
     seed: int = 0
+    # Timestamp mode (long-form seeking): the prompt leaves out <|notimestamps|> and the
+    # model writes <|t|> text <|t|> segments under Whisper's timestamp rules.
+    timestamps: bool = False
+    max_initial_timestamp: float = 1.0
+    no_speech_threshold: float | None = 0.6   # with logprob_threshold: a window is silence
 
 
 @dataclass
@@ -37,6 +42,10 @@ class DecodeResult:
     temperature: float
     language: str | None = None
     language_probs: dict[str, float] = field(default_factory=dict)
+    no_speech_prob: float | None = None
+
+
+TIME_PRECISION = 0.02  # seconds per timestamp token (one encoder position)
 
 
 def compression_ratio(text: str) -> float:
@@ -80,10 +89,13 @@ class _Router:
             self.state.set(None)
 
 
-def _token_mask(vocab: Vocabulary, vocab_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _token_mask(vocab: Vocabulary, vocab_size: int, device,
+                timestamps: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Additive masks: always-suppressed ids, and those suppressed at the first position too."""
     always = torch.zeros(vocab_size, device=device)
-    always[vocab.eot + 1:] = float("-inf")  # special and timestamp tokens: never text
+    always[vocab.eot + 1:] = float("-inf")  # special tokens: never text
+    if timestamps:
+        always[vocab.timestamp_begin:] = 0.0
     for t in vocab.suppress:
         if 0 <= t < vocab_size:
             always[t] = float("-inf")
@@ -94,16 +106,65 @@ def _token_mask(vocab: Vocabulary, vocab_size: int, device) -> tuple[torch.Tenso
     return always, first
 
 
+class _TimestampRules:
+    """Whisper's ApplyTimestampRules (openai/whisper decoding.py), per row: timestamps come in
+    pairs and never go back, the first token is a timestamp no later than
+    `max_initial_timestamp`, none lies past the row's audio, and a timestamp is taken whenever
+    all timestamps together are likelier than the best text token."""
+
+    def __init__(self, vocab: Vocabulary, options: "DecodeOptions", max_index: list[int]):
+        self.eot, self.tb = vocab.eot, vocab.timestamp_begin
+        self.max_initial = int(round(options.max_initial_timestamp / TIME_PRECISION))
+        self.max_index = max_index  # per input row: the last timestamp its audio allows
+
+    def __call__(self, logits: torch.Tensor, seqs: list[list[int]], rows: list[int], first: bool) -> torch.Tensor:
+        tb, ninf = self.tb, float("-inf")
+        for k, (seq, row) in enumerate(zip(seqs, rows)):
+            last_ts = len(seq) >= 1 and seq[-1] >= tb
+            penultimate_ts = len(seq) < 2 or seq[-2] >= tb
+            if last_ts:
+                if penultimate_ts:
+                    logits[k, tb:] = ninf          # a pair is closed: text must follow
+                else:
+                    logits[k, :self.eot] = ninf    # a segment's end: no more text before it
+            stamps = [t for t in seq if t >= tb]
+            if stamps:
+                floor = stamps[-1] if last_ts and not penultimate_ts else stamps[-1] + 1
+                logits[k, tb:floor] = ninf
+            logits[k, tb + self.max_index[row] + 1:] = ninf
+        if first:
+            logits[:, :tb] = ninf
+            logits[:, tb + self.max_initial + 1:] = ninf
+        lp = F.log_softmax(logits, dim=-1)
+        force = lp[:, tb:].logsumexp(-1) > lp[:, :tb].max(-1).values
+        if bool(force.any()):
+            logits[force, :tb] = ninf
+        return logits
+
+
+def _no_speech(prompt_logits: torch.Tensor, vocab: Vocabulary) -> list[float | None]:
+    """P(<|nospeech|>) right after <|startoftranscript|>, as Whisper reads it."""
+    if vocab.no_speech is None:
+        return [None] * prompt_logits.shape[0]
+    return F.softmax(prompt_logits[:, 0].float(), dim=-1)[:, vocab.no_speech].tolist()
+
+
 def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
-                      temperature: float, router: _Router, generator) -> tuple[list[list[int]], list[float]]:
+                      temperature: float, router: _Router, generator, rules: "_TimestampRules | None" = None,
+                      ) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
-    always, first = _token_mask(vocab, model.config.vocab_size, prompt.device)
+    always, first = _token_mask(vocab, model.config.vocab_size, prompt.device, rules is not None)
     tokens: list[list[int]] = [[] for _ in range(B)]
     sum_lp = [0.0] * B
     alive = torch.arange(B)
-    logits = decoder_step(model, prompt, cache)[:, -1]
+    prompt_logits = decoder_step(model, prompt, cache)
+    no_speech = _no_speech(prompt_logits, vocab)
+    logits = prompt_logits[:, -1]
     for step in range(max_new):
         logits = logits.float() + (first if step == 0 else always)
+        if rules is not None:
+            rows = alive.tolist()
+            logits = rules(logits, [tokens[r] for r in rows], rows, step == 0)
         if temperature > 0:
             probs = F.softmax(logits / temperature, dim=-1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -124,14 +185,15 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
             cache = cache.select(keep)
             router.select(keep)
         logits = decoder_step(model, nxt[:, None], cache)[:, -1]
-    return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)]
+    return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)], no_speech
 
 
 def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
-                 beam: int, router: _Router) -> tuple[list[list[int]], list[float]]:
+                 beam: int, router: _Router, rules: "_TimestampRules | None" = None,
+                 ) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
     V = model.config.vocab_size
-    always, first = _token_mask(vocab, V, prompt.device)
+    always, first = _token_mask(vocab, V, prompt.device, rules is not None)
     rows = torch.arange(B).repeat_interleave(beam)
     cache = cache.select(rows)
     router.expand(beam)
@@ -141,9 +203,15 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
     seqs: list[list[list[int]]] = [[[] for _ in range(beam)] for _ in range(B)]
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
     row_done = [False] * B
-    logits = decoder_step(model, prompt, cache)[:, -1]
+    prompt_logits = decoder_step(model, prompt, cache)
+    no_speech = _no_speech(prompt_logits[::beam], vocab)
+    logits = prompt_logits[:, -1]
+    beam_rows = [b for b in range(B) for _ in range(beam)]
     for step in range(max_new):
-        lp = F.log_softmax(logits.float() + (first if step == 0 else always), dim=-1).view(B, beam, V)
+        logits = logits.float() + (first if step == 0 else always)
+        if rules is not None:
+            logits = rules(logits, [s for row in seqs for s in row], beam_rows, step == 0)
+        lp = F.log_softmax(logits, dim=-1).view(B, beam, V)
         cand = (scores[:, :, None] + lp).view(B, beam * V)
         top_s, top_i = cand.topk(2 * beam, dim=-1)
         new_scores = torch.full((B, beam), float("-inf"))
@@ -187,7 +255,7 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
         s, toks = max(pool, key=lambda p: p[0] / (len(p[1]) + 1))
         out_tokens.append(toks)
         out_lp.append(s / (len(toks) + 1))
-    return out_tokens, out_lp
+    return out_tokens, out_lp, no_speech
 
 
 @torch.no_grad()
@@ -204,6 +272,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         max_ctx = model.config.max_target_positions // 2
         max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
         prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
+        # The last timestamp each row's audio allows: its number of encoder positions.
+        max_index = [enc.shape[1]] * B if keep is None else keep.sum(1).tolist()
         results: list[DecodeResult | None] = [None] * B
         todo = list(range(B))
         generator = torch.Generator().manual_seed(options.seed)
@@ -213,19 +283,24 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
             router.select(idx) if len(todo) < B else None
             sub_keep = None if keep is None else keep[idx]
             cache = init_cache(model, enc[idx], sub_keep)
+            sub_rules = _TimestampRules(vocab, options, [max_index[i] for i in todo]) if options.timestamps else None
             if temperature == 0 and options.beam_size > 1:
-                toks, lps = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size, router)
+                toks, lps, nsp = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size,
+                                              router, sub_rules)
             else:
-                toks, lps = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                              router, generator)
+                toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
+                                                   router, generator, sub_rules)
             last = t_i == len(options.temperatures) - 1
             retry = []
-            for row, t, lp in zip(todo, toks, lps):
+            for row, t, lp, ns in zip(todo, toks, lps, nsp):
                 text = vocab.decode(t)
-                res = DecodeResult(t, text, lp, compression_ratio(text), temperature)
+                res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns)
+                silent = (options.timestamps and options.no_speech_threshold is not None
+                          and ns is not None and ns > options.no_speech_threshold)
                 bad = ((options.compression_ratio_threshold is not None
                         and res.compression_ratio > options.compression_ratio_threshold)
-                       or (options.logprob_threshold is not None and lp < options.logprob_threshold))
+                       or (options.logprob_threshold is not None and lp < options.logprob_threshold
+                           and not silent))  # Whisper does not retry what it takes for silence
                 prev = results[row]
                 if prev is None or _better(res, prev, options):
                     results[row] = res

@@ -1,12 +1,14 @@
 """The Python API: load a backbone (and optionally a run of adapters), detect, transcribe.
 
 Clips are sorted by length and decoded in batches at the longest clip's real length, so a batch
-of short clips never pays for 30 s of padding. Audio longer than 30 s is cut into 30 s windows
-that are decoded as ordinary rows and joined back with their time offsets.
+of short clips never pays for 30 s of padding, and are loaded a batch at a time. Audio longer
+than 29 s is transcribed by timestamp-based seeking over 30 s windows (`longform.py`), many
+files side by side, each read from disk a window at a time. Every row of a batch is routed to
+its own language's expert.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +18,7 @@ import torch
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, language_probs
+from lora_whisper.inference.longform import Cursor, split_segments
 
 
 @dataclass
@@ -42,29 +45,10 @@ class Transcription:
 
 
 
-WINDOW_SECONDS = 29.0   # + the 1 s silence tail that log_mel adds = Whisper's 30 s window
-SEARCH_SECONDS = 5.0    # a cut is placed at the quietest 100 ms in the window's last 5 s
-
-
-def _windows(audio: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """Long audio -> (offset s, window) pieces of at most 29 s, cut where it is quietest
-    near each boundary so that a word is rarely split between two windows."""
-    size = int(WINDOW_SECONDS * SAMPLE_RATE)
-    if len(audio) <= size:
-        return [(0.0, audio)]
-    hop = SAMPLE_RATE // 10
-    out, start = [], 0
-    while start < len(audio):
-        end = start + size
-        if end < len(audio):
-            lo = end - int(SEARCH_SECONDS * SAMPLE_RATE)
-            frames = audio[lo:end][: (end - lo) // hop * hop].reshape(-1, hop)
-            end = lo + int(np.argmin((frames ** 2).mean(axis=1))) * hop + hop // 2
-        piece = audio[start:end]
-        if len(piece) >= SAMPLE_RATE // 10:
-            out.append((start / SAMPLE_RATE, piece))
-        start = end
-    return out
+# Clips up to this long are decoded whole without timestamps (the way adapters are trained);
+# + the 1 s silence tail that log_mel adds = Whisper's 30 s window. Longer audio goes through
+# timestamp-based seeking (longform.py).
+SHORT_SECONDS = 29.0
 
 
 def _shared_expert(run_info) -> str | None:
@@ -76,7 +60,15 @@ def _shared_expert(run_info) -> str | None:
 
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
-                 batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None):
+                 batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
+                 compute_type: str = "float32"):
+        from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
+
+        if compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
+        if compute_type == "int8":
+            quantize_int8(backbone.model)   # the experts in `bank` stay float32
+        self.compute_type = compute_type
         self.backbone = backbone
         self.route_all = route_all if route_all is not None else _shared_expert(run_info)
         self.bank = bank
@@ -176,12 +168,13 @@ class Transcriber:
     # -- transcription -----------------------------------------------------------------------------
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
-                   names: Sequence[str] | None = None) -> "Transcription | list[Transcription]":
+                   names: Sequence[str] | None = None, timestamps: bool = False) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
-        input. For a list of inputs, files that cannot be
-        decoded come back with `.error` set and the rest are still transcribed.
+        input. For a list of inputs, files that cannot be decoded come back with `.error` set
+        and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
+        timestamps (segments carry times); `timestamps=True` does so for short clips too.
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -190,64 +183,162 @@ class Transcriber:
         per_input = list(language) if isinstance(language, (list, tuple)) else [language] * len(items)
         if len(per_input) != len(items):
             raise ValueError(f"{len(per_input)} languages for {len(items)} inputs")
-        forced_of = [self._check_language(x) for x in per_input]
+        forced = [self._check_language(x) for x in per_input]
         opts = self.options
         if beam_size is not None or max_new_tokens is not None:
-            from dataclasses import replace
-
             opts = replace(opts, beam_size=beam_size or opts.beam_size,
                            max_new_tokens=max_new_tokens or opts.max_new_tokens)
         outs = [Transcription(source=str(names[i]) if names else
                               (str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
                 for i, x in enumerate(items)]
-        audios: dict[int, np.ndarray] = {}
+        short, long = [], []
         for i, x in enumerate(items):
-            try:
-                audios[i] = self._load(x)
-                outs[i].duration = len(audios[i]) / SAMPLE_RATE
-            except Exception as exc:  # noqa: BLE001  (reported per file; others continue)
-                if single:
-                    raise
-                outs[i].error = str(exc)
-        # language per input (detected on its first window)
-        langs: dict[int, str] = {i: forced_of[i] for i in audios if forced_of[i]}
-        keys = [i for i in audios if i not in langs]
-        if keys:
-            probs = self._detect([audios[i][:N_SAMPLES_30S] for i in keys])
-            for i, p in zip(keys, probs):
-                code, prob = next(iter(p.items()))
-                langs[i] = code
-                outs[i].language_probability = prob
-        rows: list[tuple[int, float, np.ndarray]] = []
-        for i, a in audios.items():
-            outs[i].language = langs[i]
-            outs[i].expert = self.expert_for(langs[i])
-            rows.extend((i, off, w) for off, w in _windows(a))
-        rows.sort(key=lambda r: len(r[2]))
+            seconds = self._duration(x)
+            if timestamps or seconds is None or seconds > SHORT_SECONDS:
+                long.append(i)
+            else:
+                short.append((seconds, i))
+        short.sort()
         bar = None
-        if progress and len(rows) > 1:
+        if progress and len(items) > 1:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(rows), unit="clip", desc="transcribing")
-        texts: dict[int, list[Segment]] = {i: [] for i in audios}
-        for s in range(0, len(rows), self.batch_size):
-            chunk = rows[s:s + self.batch_size]
-            feats, lens = self._features([r[2] for r in chunk])
-            row_langs = [langs[r[0]] for r in chunk]
-            prompts = [self.vocab.sot_sequence(self.prompt_language(lang)) for lang in row_langs]
-            routing = self._routing(row_langs)
-            results = decode_batch(self.model, self.vocab, feats, lens, prompts, routing=routing, options=opts)
-            for (i, off, w), res in zip(chunk, results):
-                texts[i].append(Segment(round(off, 3), round(off + len(w) / SAMPLE_RATE, 3), res.text))
-            if bar:
-                bar.update(len(chunk))
+            bar = tqdm(total=len(items), unit="file", desc="transcribing")
+        job = _Job(items, forced, outs, opts, single, bar)
+        self._transcribe_short(job, [i for _, i in short])
+        self._transcribe_long(job, long)
         if bar:
             bar.close()
-        for i, segs in texts.items():
-            segs.sort(key=lambda g: g.start)
-            outs[i].segments = [g for g in segs if g.text]
-            outs[i].text = " ".join(g.text for g in segs if g.text).strip()
         return outs[0] if single else outs
+
+    @staticmethod
+    def _duration(x) -> float | None:
+        if isinstance(x, (np.ndarray, torch.Tensor)):
+            return x.shape[-1] / SAMPLE_RATE
+        from lora_whisper.audio import probe_duration
+
+        return probe_duration(x)
+
+    def _fail(self, job: "_Job", i: int, exc: Exception) -> None:
+        if job.single:
+            raise exc
+        job.outs[i].error = str(exc)
+
+    def _languages(self, job: "_Job", indices: list[int], clips: list[np.ndarray]) -> None:
+        """Fill in each input's language: given, or detected on its first 30 s (in one batch)."""
+        todo = [(i, c) for i, c in zip(indices, clips) if not job.forced[i]]
+        if todo:
+            for (i, _), p in zip(todo, self._detect([c[:N_SAMPLES_30S] for _, c in todo])):
+                code, prob = next(iter(p.items()))
+                job.outs[i].language, job.outs[i].language_probability = code, prob
+        for i in indices:
+            job.outs[i].language = job.forced[i] or job.outs[i].language
+            job.outs[i].expert = self.expert_for(job.outs[i].language)
+
+    def _decode(self, clips: list[np.ndarray], languages: list[str], options: DecodeOptions):
+        feats, lens = self._features(clips)
+        prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
+                   for lang in languages]
+        return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
+                            options=options)
+
+    def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
+        """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
+        for s in range(0, len(order), self.batch_size):
+            idx, clips = [], []
+            for i in order[s:s + self.batch_size]:
+                try:
+                    clips.append(self._load(job.items[i]))
+                    idx.append(i)
+                    job.outs[i].duration = len(clips[-1]) / SAMPLE_RATE
+                except Exception as exc:  # noqa: BLE001  (reported per file; others continue)
+                    self._fail(job, i, exc)
+            if not idx:
+                continue
+            self._languages(job, idx, clips)
+            results = self._decode(clips, [job.outs[i].language for i in idx], job.options)
+            for i, clip, res in zip(idx, clips, results):
+                out = job.outs[i]
+                out.text = res.text
+                out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
+            if job.bar:
+                job.bar.update(len(order[s:s + self.batch_size]))
+
+    def _open(self, job: "_Job", i: int) -> Cursor:
+        x = job.items[i]
+        if isinstance(x, (np.ndarray, torch.Tensor)):
+            return Cursor(i, self._load(x))
+        from lora_whisper.audio import AudioStream
+
+        return Cursor(i, AudioStream(x))
+
+    def _transcribe_long(self, job: "_Job", order: list[int]) -> None:
+        """Timestamp-based seeking, up to `batch_size` inputs side by side: each step decodes the
+        next 30 s window of every active input; a finished input makes room for the next."""
+        options = replace(job.options, timestamps=True)
+        pending = list(reversed(order))
+        active: list[Cursor] = []
+        try:
+            while active or pending:
+                fresh = []
+                while len(active) + len(fresh) < self.batch_size and pending:
+                    i = pending.pop()
+                    try:
+                        cur = self._open(job, i)
+                        cur.window()  # reads the first window: an unreadable file fails here
+                    except Exception as exc:  # noqa: BLE001
+                        self._fail(job, i, exc)
+                        continue
+                    fresh.append(cur)
+                if fresh:
+                    self._languages(job, [c.index for c in fresh], [c.window() for c in fresh])
+                    active += fresh
+                if not active:
+                    continue
+                windows = [c.window() for c in active]
+                results = self._decode(windows, [job.outs[c.index].language for c in active], options)
+                still = []
+                for cur, win, res in zip(active, windows, results):
+                    if (res.no_speech_prob is not None and options.no_speech_threshold is not None
+                            and res.no_speech_prob > options.no_speech_threshold
+                            and options.logprob_threshold is not None and res.avg_logprob < options.logprob_threshold):
+                        pieces, step = [], len(win)   # silence: Whisper skips the window
+                    else:
+                        pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
+                    cur.pieces += pieces
+                    try:
+                        going = cur.advance(step)
+                    except Exception as exc:  # noqa: BLE001  (corrupt part-way: keep what was done)
+                        going = False
+                        self._fail(job, cur.index, exc)
+                    if going:
+                        still.append(cur)
+                    else:
+                        self._finish(job, cur)
+                active = still
+        finally:
+            for cur in active:
+                cur.close()
+
+    def _finish(self, job: "_Job", cur: Cursor) -> None:
+        cur.close()
+        out = job.outs[cur.index]
+        out.duration = cur.duration
+        out.segments = [Segment(p.start, p.end, t) for p in cur.pieces if (t := self.vocab.decode(p.tokens))]
+        out.text = " ".join(g.text for g in out.segments).strip()
+        if job.bar:
+            job.bar.update(1)
+
+
+@dataclass
+class _Job:
+    """One transcribe() call's inputs and results, shared by its short and long paths."""
+    items: list
+    forced: list[str | None]
+    outs: list[Transcription]
+    options: DecodeOptions
+    single: bool
+    bar: object = None
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
