@@ -31,6 +31,10 @@ class DecodeOptions:
     timestamps: bool = False
     max_initial_timestamp: float = 1.0
     no_speech_threshold: float | None = 0.6   # with logprob_threshold: a window is silence
+    # A row stops after 8 + this many tokens per second of its audio: no language is spoken
+    # faster (about 16 tokens/s for fast Japanese), while a repetition loop on a fraction of a
+    # second (a word cut at a file's end) would otherwise run to the 224-token context.
+    max_tokens_per_second: float | None = 20.0
 
 
 @dataclass
@@ -142,6 +146,16 @@ class _TimestampRules:
         return logits
 
 
+def _stop_spent(logits: torch.Tensor, rows: list[int], budget: list[int] | None, step: int, eot: int) -> None:
+    """Rows whose token budget is spent may only end (in place)."""
+    if budget is None:
+        return
+    spent = [k for k, row in enumerate(rows) if step >= budget[row]]
+    if spent:
+        logits[spent] = float("-inf")
+        logits[spent, eot] = 0.0
+
+
 def _no_speech(prompt_logits: torch.Tensor, vocab: Vocabulary) -> list[float | None]:
     """P(<|nospeech|>) right after <|startoftranscript|>, as Whisper reads it."""
     if vocab.no_speech is None:
@@ -151,7 +165,7 @@ def _no_speech(prompt_logits: torch.Tensor, vocab: Vocabulary) -> list[float | N
 
 def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
                       temperature: float, router: _Router, generator, rules: "_TimestampRules | None" = None,
-                      ) -> tuple[list[list[int]], list[float], list[float | None]]:
+                      budget: list[int] | None = None) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
     always, first = _token_mask(vocab, model.config.vocab_size, prompt.device, rules is not None)
     tokens: list[list[int]] = [[] for _ in range(B)]
@@ -162,9 +176,10 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
     logits = prompt_logits[:, -1]
     for step in range(max_new):
         logits = logits.float() + (first if step == 0 else always)
+        rows = alive.tolist()
         if rules is not None:
-            rows = alive.tolist()
             logits = rules(logits, [tokens[r] for r in rows], rows, step == 0)
+        _stop_spent(logits, rows, budget, step, vocab.eot)
         if temperature > 0:
             probs = F.softmax(logits / temperature, dim=-1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -190,7 +205,7 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
 
 def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
                  beam: int, router: _Router, rules: "_TimestampRules | None" = None,
-                 ) -> tuple[list[list[int]], list[float], list[float | None]]:
+                 budget: list[int] | None = None) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
     V = model.config.vocab_size
     always, first = _token_mask(vocab, V, prompt.device, rules is not None)
@@ -211,6 +226,7 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
         logits = logits.float() + (first if step == 0 else always)
         if rules is not None:
             logits = rules(logits, [s for row in seqs for s in row], beam_rows, step == 0)
+        _stop_spent(logits, beam_rows, budget, step, vocab.eot)
         lp = F.log_softmax(logits, dim=-1).view(B, beam, V)
         cand = (scores[:, :, None] + lp).view(B, beam * V)
         top_s, top_i = cand.topk(2 * beam, dim=-1)
@@ -274,6 +290,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
         # The last timestamp each row's audio allows: its number of encoder positions.
         max_index = [enc.shape[1]] * B if keep is None else keep.sum(1).tolist()
+        rate = options.max_tokens_per_second
+        budget = None if rate is None else [int(8 + rate * n * TIME_PRECISION) for n in max_index]
         results: list[DecodeResult | None] = [None] * B
         todo = list(range(B))
         generator = torch.Generator().manual_seed(options.seed)
@@ -284,12 +302,13 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
             sub_keep = None if keep is None else keep[idx]
             cache = init_cache(model, enc[idx], sub_keep)
             sub_rules = _TimestampRules(vocab, options, [max_index[i] for i in todo]) if options.timestamps else None
+            sub_budget = None if budget is None else [budget[i] for i in todo]
             if temperature == 0 and options.beam_size > 1:
                 toks, lps, nsp = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size,
-                                              router, sub_rules)
+                                              router, sub_rules, sub_budget)
             else:
                 toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                                   router, generator, sub_rules)
+                                                   router, generator, sub_rules, sub_budget)
             last = t_i == len(options.temperatures) - 1
             retry = []
             for row, t, lp, ns in zip(todo, toks, lps, nsp):

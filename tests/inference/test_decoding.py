@@ -61,6 +61,20 @@ def test_max_new_tokens_cap(tiny, rng):
         assert all(len(r.tokens) <= cap for r in res)
 
 
+def test_token_budget_follows_each_rows_audio_length(tiny, rng):
+    """A row stops after 8 + rate x seconds tokens (a random model never stops by itself)."""
+    clips = _clips(rng, (0.2, 6.0))
+    feats, lens = log_mel(clips, tiny.n_mels)
+    prompts = [tiny.vocab.sot_sequence("en")] * 2
+    for beam in (1, 3):
+        opts = DecodeOptions(temperatures=(0.0,), compression_ratio_threshold=None, logprob_threshold=None,
+                             max_tokens_per_second=5.0, beam_size=beam, suppress_blank=False)
+        res = decode_batch(tiny.model, tiny.vocab, feats, lens, prompts, options=opts)
+        seconds = [((int(n) + 1) // 2) * 0.02 for n in lens]   # audio + its 1 s tail
+        assert [len(r.tokens) <= int(8 + 5.0 * s) for r, s in zip(res, seconds)] == [True, True]
+        assert len(res[0].tokens) < len(res[1].tokens)
+
+
 def test_beam_search_batch_equals_alone_and_scores_at_least_greedy(tiny, rng):
     clips = _clips(rng)
     feats, lens = log_mel(clips, tiny.n_mels)
