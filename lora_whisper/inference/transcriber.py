@@ -144,11 +144,20 @@ class Transcriber:
 
         return load_audio(x)
 
+    def _head(self, x) -> np.ndarray:
+        """The first 30 s (a file is read no further)."""
+        if isinstance(x, (np.ndarray, torch.Tensor)):
+            return self._load(x)[:N_SAMPLES_30S]
+        from lora_whisper.audio import AudioStream
+
+        with AudioStream(x) as stream:
+            return stream.read(N_SAMPLES_30S)
+
     # -- language ID -------------------------------------------------------------------------------
     def detect_language(self, inputs, candidates: list[str] | None = None) -> list[dict[str, float]]:
         """Full probability distribution over languages per input (bare backbone, first 30 s)."""
         single = not isinstance(inputs, (list, tuple))
-        clips = [self._load(x)[:N_SAMPLES_30S] for x in ([inputs] if single else inputs)]
+        clips = [self._head(x) for x in ([inputs] if single else inputs)]
         out = self._detect(clips, candidates)
         return out[0] if single else out
 

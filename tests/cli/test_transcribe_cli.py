@@ -72,5 +72,17 @@ def test_long_audio_is_windowed(tiny_dir, tmp_path, capsys):
 
     rec = json.loads(capsys.readouterr().out)
     assert rc == 0 and rec["duration"] == pytest.approx(65.0)
-    # segments carry their window's time span (windows of <= 29 s; empty texts are dropped)
-    assert all(0 <= s["start"] < s["end"] <= 65.0 and s["end"] - s["start"] <= 29.0 for s in rec["segments"])
+    # segments lie inside their 30 s window (empty texts are dropped); windows follow each other
+    assert all(0 <= s["start"] <= s["end"] <= 65.0 and s["end"] - s["start"] <= 30.0 for s in rec["segments"])
+    assert [s["start"] for s in rec["segments"]] == sorted(s["start"] for s in rec["segments"])
+
+
+def test_long_file_gets_timed_segments_int8(tiny_dir, tmp_path, rng, capsys):
+    """A 70 s file through the CLI: srt blocks from several 30 s windows (int8 backbone)."""
+    sf.write(tmp_path / "long.flac", (0.1 * rng.standard_normal(70 * 16000)).astype(np.float32), 16000)
+    rc = main(["transcribe", str(tmp_path / "long.flac"), "--backbone", str(tiny_dir), "--language", "de",
+               "--max-new-tokens", "6", "--format", "srt", "--compute-type", "int8"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    times = [line for line in out.splitlines() if " --> " in line]
+    assert len(times) >= 3 and times[-1].split(" --> ")[0] >= "00:00:30,000"
