@@ -55,11 +55,12 @@ def _check_rules(tokens, max_index):
         assert not (a >= TB and b >= TB and c >= TB)                  # at most a pair in a row
 
 
-def test_timestamp_rules_hold_in_a_mixed_length_batch(tiny, rng):
+@pytest.mark.parametrize("beam", [1, 3])
+def test_timestamp_rules_hold_in_a_mixed_length_batch(tiny, rng, beam):
     clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (3 * SR, 7 * SR)]
     feats, lens = log_mel(clips)
     opts = DecodeOptions(temperatures=(0.0,), compression_ratio_threshold=None, logprob_threshold=None,
-                         max_new_tokens=40, timestamps=True)
+                         max_new_tokens=40, timestamps=True, beam_size=beam)
     prompts = [tiny.vocab.sot_sequence("en", timestamps=True)] * 2
     both = decode_batch(tiny.model, tiny.vocab, feats, lens, prompts, options=opts)
     for row, res in enumerate(both):

@@ -198,3 +198,14 @@ def test_forced_language_without_an_expert_uses_the_bare_backbone(client, tiny):
     body = post(client, wav_bytes(audio), language="ja", response_format="verbose_json").json()
     assert body["expert"] is None and body["language_code"] == "ja"
     assert body["text"] == Transcriber(tiny, options=DecodeOptions(**GREEDY)).transcribe(audio, language="ja").text
+
+
+def test_long_upload_is_transcribed_in_timed_windows(transcriber):
+    """A 45 s upload goes through timestamp seeking: segments from more than one window,
+    the same as the Python API gives."""
+    audio = noise(45.0, seed=6)
+    with TestClient(create_app(transcriber, model_id=MODEL, batch_wait_ms=5)) as c:
+        body = post(c, wav_bytes(audio), language="de", response_format="verbose_json").json()
+    direct = transcriber.transcribe(audio, language="de")
+    assert [(s["start"], s["end"], s["text"]) for s in body["segments"]] == [(g.start, g.end, g.text) for g in direct.segments]
+    assert body["duration"] == pytest.approx(45.0) and max(s["start"] for s in body["segments"]) >= 29.0
