@@ -56,6 +56,7 @@ def log_mel(
     pad_30s: bool = False,
     max_frames: int = N_FRAMES_30S,
     tail_seconds: float = TAIL_SECONDS,
+    context: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch of 16 kHz mono float clips -> (features [B, n_mels, T], frame lengths [B]).
 
@@ -63,10 +64,17 @@ def log_mel(
     count (or 3000 with `pad_30s`); shorter rows are padded with the features of silence,
     exactly as Whisper pads with zeros before the STFT (and the encoder masks them).
     Clips longer than 30 s are cut to `max_frames`: long-form audio is windowed by the caller.
+
+    `context`: per clip, the audio just before it (a long file's window after the first; a
+    whole number of hops, at most CONTEXT_SAMPLES used). The first frames then see that audio,
+    as in Whisper's one STFT over the whole file, instead of the STFT's mirror padding, which
+    turns a window that opens on a word (as seeking makes them) into a garbled onset.
     """
     if not audios:
         raise ValueError("log_mel needs at least one clip")
     waves = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in audios]
+    if context is not None:
+        return _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds)
     tail = int(round(tail_seconds * SAMPLE_RATE))
     lengths = torch.tensor([min(frames_for(len(w) + tail), max_frames) for w in waves])
     T = max_frames if pad_30s else int(lengths.max())
@@ -90,3 +98,29 @@ def log_mel(
     log_spec = torch.maximum(log_spec, (row_max - 8.0)[:, None, None])
     features = (log_spec + 4.0) / 4.0
     return features, (lengths if not pad_30s else torch.full_like(lengths, T))
+
+
+CONTEXT_SAMPLES = 2 * HOP_LENGTH  # covers the STFT's half window (N_FFT // 2 = 200 samples)
+
+
+def _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds):
+    """log_mel of each clip with its preceding audio in the STFT, the context's frames dropped."""
+    feats, lens = [], []
+    for w, c in zip(waves, context):
+        c = np.asarray(c, dtype=np.float32)[-CONTEXT_SAMPLES:]
+        k = len(c) // HOP_LENGTH
+        c = c[len(c) - k * HOP_LENGTH:]
+        f, n = log_mel([np.concatenate([c, w.numpy()])], n_mels, max_frames=max_frames + k,
+                       tail_seconds=tail_seconds)
+        feats.append(f[0, :, k:k + max_frames])
+        lens.append(min(int(n[0]) - k, max_frames))
+    T = max(lens)
+    batch = torch.stack([_pad_frames(f[:, :T], T) for f in feats])
+    return batch, torch.tensor(lens)
+
+
+def _pad_frames(f: torch.Tensor, T: int) -> torch.Tensor:
+    """Pad [n_mels, t] to T frames with the features of silence (masked by the encoder)."""
+    if f.shape[1] >= T:
+        return f
+    return torch.cat([f, f.new_full((f.shape[0], T - f.shape[1]), float(f.min()))], dim=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE
+from lora_whisper.data.features import CONTEXT_SAMPLES, N_SAMPLES_30S, SAMPLE_RATE
 from lora_whisper.inference.decoding import TIME_PRECISION
 
 SAMPLES_PER_STAMP = int(TIME_PRECISION * SAMPLE_RATE)  # 320 samples per timestamp step
@@ -65,7 +65,8 @@ def split_segments(tokens: list[int], timestamp_begin: int, offset: float,
 
 class Cursor:
     """One input being transcribed window by window: an array, or an `AudioStream` read a
-    window ahead and dropped behind the seek point."""
+    window ahead and dropped behind the seek point (but for the few samples the next window's
+    STFT needs as context)."""
 
     def __init__(self, index: int, source):
         self.index = index
@@ -81,15 +82,21 @@ class Cursor:
         """Up to 30 s of audio from the seek point (empty once the input is used up)."""
         if self._in_memory:
             return self._buf[self.seek:self.seek + N_SAMPLES_30S]
-        drop = self.seek - self._buf_start
-        if drop > 0:
-            self._buf, self._buf_start = self._buf[drop:], self.seek
-        want = N_SAMPLES_30S - len(self._buf)
+        keep_from = max(0, self.seek - CONTEXT_SAMPLES)
+        if keep_from > self._buf_start:
+            self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
+        at = self.seek - self._buf_start
+        want = at + N_SAMPLES_30S - len(self._buf)
         if want > 0 and not self._eof:
             more = self.source.read(want)
             self._eof = len(more) < want
             self._buf = np.concatenate([self._buf, more]) if len(self._buf) else more
-        return self._buf[:N_SAMPLES_30S]
+        return self._buf[at:at + N_SAMPLES_30S]
+
+    def context(self) -> np.ndarray:
+        """The audio just before the window (empty at the start of the file)."""
+        start = max(0, self.seek - CONTEXT_SAMPLES) - (0 if self._in_memory else self._buf_start)
+        return self._buf[start:self.seek - (0 if self._in_memory else self._buf_start)]
 
     @property
     def offset(self) -> float:

@@ -114,8 +114,10 @@ class Transcriber:
         return self.bank.routing_for(specs)
 
     # -- features ----------------------------------------------------------------------------------
-    def _features(self, clips: list[np.ndarray]):
-        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s)
+    def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None):
+        if self.pad_30s:
+            context = None  # classic 30 s padding: Whisper's own per-window features
+        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context)
         param = next(self.model.parameters())
         return feats.to(param.device, param.dtype), lens.to(param.device)
 
@@ -244,8 +246,9 @@ class Transcriber:
             job.outs[i].language = job.forced[i] or job.outs[i].language
             job.outs[i].expert = self.expert_for(job.outs[i].language)
 
-    def _decode(self, clips: list[np.ndarray], languages: list[str], options: DecodeOptions):
-        feats, lens = self._features(clips)
+    def _decode(self, clips: list[np.ndarray], languages: list[str], options: DecodeOptions,
+                context: list[np.ndarray] | None = None):
+        feats, lens = self._features(clips, context)
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
                    for lang in languages]
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
@@ -305,7 +308,8 @@ class Transcriber:
                 if not active:
                     continue
                 windows = [c.window() for c in active]
-                results = self._decode(windows, [job.outs[c.index].language for c in active], options)
+                results = self._decode(windows, [job.outs[c.index].language for c in active], options,
+                                       context=[c.context() for c in active])
                 still = []
                 for cur, win, res in zip(active, windows, results):
                     if (res.no_speech_prob is not None and options.no_speech_threshold is not None

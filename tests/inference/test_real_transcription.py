@@ -63,6 +63,20 @@ def test_long_audio_is_transcribed_by_timestamp_seeking(real_backbone, make_spee
     ninth = [g.start for g in r.segments if "call me" in g.text.lower()]
     assert any(abs(s - spoken_at) < 2.0 for s in ninth), (spoken_at, [(g.start, g.text) for g in r.segments])
     assert "00:00:00,000 --> " in to_srt(r)
+    # The same algorithm as faster-whisper's (float32, same weights, greedy, no previous-text
+    # prompts) gives the same segments, times and texts: each window's STFT sees the audio
+    # before it, as in one STFT over the whole file. (The last window may differ: we add 1 s
+    # of silence where faster-whisper pads the file with 30 s.)
+    from faster_whisper import WhisperModel
+
+    from lora_whisper.backbone.load import embedded_ct2_dir
+
+    fw = WhisperModel(str(embedded_ct2_dir()), device="cpu", compute_type="float32", cpu_threads=1)
+    theirs = [(round(g.start, 2), round(g.end, 2), g.text.strip()) for g in fw.transcribe(
+        audio, language="en", beam_size=1, temperature=0.0, condition_on_previous_text=False, vad_filter=False)[0]]
+    ours = [(round(g.start, 2), round(g.end, 2), g.text) for g in r.segments]
+    same = len(set(ours) & set(theirs))
+    assert same >= 0.8 * len(theirs), "\n".join(f"{a}    {b}" for a, b in zip(ours, theirs))
 
 
 def test_int8_compute_type(make_speech):
@@ -73,4 +87,4 @@ def test_int8_compute_type(make_speech):
     t = Transcriber(load_backbone(), compute_type="int8")
     norm = BasicTextNormalizer()
     assert jiwer.wer(norm(TEXT), norm(t.transcribe(str(wav), language="en").text)) < 0.25
-    assert t.detect_language(str(wav)) and next(iter(t.detect_language(str(wav)))) == "en"
+    assert next(iter(t.detect_language(str(wav)))) == "en"
