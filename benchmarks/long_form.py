@@ -1,6 +1,6 @@
 """Long-form transcription with the real whisper-base: memory and speed against the file's length.
 
-    python benchmarks/long_form.py [--minutes 1,5,20] [--threads 2] [--compute-type int8]
+    python benchmarks/long_form.py [--minutes 1,5,20,60] [--threads 2] [--compute-type int8]
 
 English espeak-ng sentences in rotation (0.4 s apart) make files of each length (flac). Each
 file is transcribed in a fresh process by `lora-whisper transcribe` (timestamp-based seeking,
@@ -59,7 +59,7 @@ def make_file(path: Path, seconds: float, said: list[np.ndarray]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", default="1,5,20")
+    ap.add_argument("--minutes", default="1,5,20,60")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compute-type", default="int8", choices=("float32", "int8"))
     args = ap.parse_args()

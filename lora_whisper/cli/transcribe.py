@@ -55,7 +55,7 @@ def run_transcribe(args) -> int:
     t = _transcriber(args)
     t._check_language(args.language)  # refuse an unknown code before any work
     results = t.transcribe(list(args.files), language=args.language, beam_size=args.beam_size,
-                           max_new_tokens=args.max_new_tokens, progress=len(args.files) > 3,
+                           max_new_tokens=args.max_new_tokens, progress=True,
                            timestamps=args.timestamps)
     failed = 0
     for r in results:

@@ -186,6 +186,7 @@ class Transcriber:
         input. For a list of inputs, files that cannot be decoded come back with `.error` set
         and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
         timestamps (segments carry times); `timestamps=True` does so for short clips too.
+        `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -202,19 +203,20 @@ class Transcriber:
         outs = [Transcription(source=str(names[i]) if names else
                               (str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
                 for i, x in enumerate(items)]
-        short, long = [], []
+        short, long, total = [], [], 0.0
         for i, x in enumerate(items):
             seconds = self._duration(x)
+            total += seconds or 0.0
             if timestamps or seconds is None or seconds > SHORT_SECONDS:
                 long.append(i)
             else:
                 short.append((seconds, i))
         short.sort()
         bar = None
-        if progress and len(items) > 1:
+        if progress and (len(items) > 3 or total > 120):  # in seconds of audio, for long files too
             from tqdm import tqdm
 
-            bar = tqdm(total=len(items), unit="file", desc="transcribing")
+            bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
         job = _Job(items, forced, outs, opts, single, bar)
         self._transcribe_short(job, [i for _, i in short])
         self._transcribe_long(job, long)
@@ -274,7 +276,7 @@ class Transcriber:
                 out.text = res.text
                 out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
             if job.bar:
-                job.bar.update(len(order[s:s + self.batch_size]))
+                job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
 
     def _open(self, job: "_Job", i: int) -> Cursor:
         x = job.items[i]
@@ -319,6 +321,8 @@ class Transcriber:
                     else:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
                     cur.pieces += pieces
+                    if job.bar:
+                        job.bar.update(step / SAMPLE_RATE)
                     try:
                         going = cur.advance(step)
                     except Exception as exc:  # noqa: BLE001  (corrupt part-way: keep what was done)
@@ -339,8 +343,6 @@ class Transcriber:
         out.duration = cur.duration
         out.segments = [Segment(p.start, p.end, t) for p in cur.pieces if (t := self.vocab.decode(p.tokens))]
         out.text = " ".join(g.text for g in out.segments).strip()
-        if job.bar:
-            job.bar.update(1)
 
 
 @dataclass
