@@ -109,8 +109,11 @@ def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.
     for layer in dec.layers:
         a = layer.encoder_attn
         scale = a.head_dim ** -0.5   # folded into the keys once instead of every step
-        ck.append((_split_heads(a.k_proj(encoder_out), a.num_heads) * scale).transpose(2, 3).contiguous())
-        cv.append(_split_heads(a.v_proj(encoder_out), a.num_heads))
+        kt = (_split_heads(a.k_proj(encoder_out), a.num_heads) * scale).transpose(2, 3).contiguous()
+        v = _split_heads(a.v_proj(encoder_out), a.num_heads)
+        dtype = getattr(model, "cross_attention_dtype", None)
+        ck.append(kt if dtype is None else kt.to(dtype))
+        cv.append(v if dtype is None else v.to(dtype))
     n = len(dec.layers)
     bias = None
     if encoder_keep is not None:
@@ -120,10 +123,10 @@ def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.
 
 
 def _cross_attend(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    scores = torch.matmul(q, kt)
+    scores = torch.matmul(q.to(kt.dtype), kt).float()
     if bias is not None:
         scores = scores + bias
-    return torch.matmul(scores.softmax(dim=-1), v)
+    return torch.matmul(scores.softmax(dim=-1).to(v.dtype), v).to(q.dtype)
 
 
 def decoder_step(model: nn.Module, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:

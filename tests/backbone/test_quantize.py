@@ -27,6 +27,14 @@ def test_int8_logits_track_float32(tiny, tiny_dir, rng):
     assert "quantized.dynamic" in type(q.model.encoder.layers[0].fc1).__module__
     cos = torch.nn.functional.cosine_similarity(ref.flatten(), got.flatten(), dim=0)
     assert cos > 0.99 and not torch.equal(ref, got)
+    # cached decoding (cross-attention keys/values in bfloat16 where the CPU has it) agrees
+    from lora_whisper.backbone.forward import decoder_step, init_cache
+
+    with torch.no_grad():
+        cache = init_cache(q, *encode(q, feats, lens))
+        step = decoder_step(q, ids, cache)
+    assert cache.cross_kt[0].dtype == getattr(q, "cross_attention_dtype", torch.float32)
+    assert torch.nn.functional.cosine_similarity(step.flatten(), got.flatten(), dim=0) > 0.999
 
 
 def test_int8_keeps_per_row_routing_exact(tiny, rng):
