@@ -104,9 +104,18 @@ class LanguageLoRALinear(nn.Module):
                              "repeat_interleave/index_select the routing along with the batch")
         return self._per_row(x, result, routing)
 
+    def _compute_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The experts' own dtype (peft's rule: a half-precision base still adds float32
+        adapters), except for bfloat16 inference (the int8 compute type's encoder), where
+        casting every activation to float32 and back costs more than the base layer saves."""
+        if x.dtype == torch.bfloat16 and not torch.is_grad_enabled():
+            return torch.bfloat16
+        return self.lora_A[0].dtype
+
     def _single(self, x, result, e):
-        A, B = self.lora_A[e], self.lora_B[e]
-        delta = F.linear(F.linear(self.lora_dropout(x.to(A.dtype)), A), B)
+        dtype = self._compute_dtype(x)
+        A, B = self.lora_A[e].to(dtype), self.lora_B[e].to(dtype)
+        delta = F.linear(F.linear(self.lora_dropout(x.to(dtype)), A), B)
         if delta.dtype != result.dtype:  # half-precision base without autocast: add in fp32, as peft
             return (result + delta * self.scale).to(result.dtype)
         # One fused op for "* scale" and "+": decode steps are short, so op count is the cost.
@@ -122,11 +131,12 @@ class LanguageLoRALinear(nn.Module):
             x, result = x.unsqueeze(1), result.unsqueeze(1)
         elif x.dim() != 3:
             raise ValueError(f"per-row LoRA routing expects [batch, tokens, features], got {tuple(x.shape)}")
-        x = self.lora_dropout(x.to(self.lora_A[0].dtype))
+        dtype = self._compute_dtype(x)
+        x = self.lora_dropout(x.to(dtype))
         for slot in routing.slots(x.device):
             xs = x if slot.rows is None else x.index_select(0, slot.rows)
-            A = torch.stack([self.lora_A[e] for e in slot.experts])          # [n, r, in]
-            B = torch.stack([self.lora_B[e] for e in slot.experts])          # [n, out, r]
+            A = torch.stack([self.lora_A[e] for e in slot.experts]).to(dtype)          # [n, r, in]
+            B = torch.stack([self.lora_B[e] for e in slot.experts]).to(dtype)          # [n, out, r]
             d = torch.bmm(torch.bmm(xs, A.transpose(1, 2)), B.transpose(1, 2))
             if slot.weights is not None:
                 d = d * slot.weights.to(d.dtype)[:, None, None]

@@ -42,6 +42,7 @@ def encode(model: nn.Module, features: torch.Tensor,
     T may be anything up to 3000; the positional table is sliced to the input's length.
     """
     enc = model.model.encoder
+    features = features.to(enc.conv1.weight.dtype)   # a bfloat16 encoder (int8 compute type)
     frame_keep = None
     if frame_lengths is not None and bool((frame_lengths < features.shape[-1]).any()):
         # Zero the padding before each conv, as a clip run alone sees the convs' zero padding:
@@ -179,8 +180,8 @@ def decoder_logits(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch
         c = layer.encoder_attn
         h = layer.encoder_attn_layer_norm(x)
         q = _split_heads(c.q_proj(h), c.num_heads)
-        k = _split_heads(c.k_proj(encoder_out), c.num_heads)
-        v = _split_heads(c.v_proj(encoder_out), c.num_heads)
+        k = _split_heads(c.k_proj(encoder_out), c.num_heads).to(q.dtype)   # bfloat16 under int8
+        v = _split_heads(c.v_proj(encoder_out), c.num_heads).to(q.dtype)
         h = c.out_proj(_merge_heads(_attend(q, k, v, cross_mask)))
         x = x + F.dropout(h, p=layer.dropout, training=layer.training)
         h = layer.final_layer_norm(x)

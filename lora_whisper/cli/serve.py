@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
-                   help="int8: the backbone's linear layers in int8 on CPU (adapters stay float32)")
+                   help="int8: CPU inference with int8 decoder layers and a bfloat16 encoder where "
+                        "the CPU has it (adapters stay float32)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
 

@@ -12,8 +12,8 @@ def _add_model_args(p):
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper) instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
-                   help="int8: the backbone's linear layers in int8 on CPU (about 1.7x faster, "
-                        "as faster-whisper's int8; adapters stay float32)")
+                   help="int8: CPU inference with int8 decoder layers (per-token scales) and a "
+                        "bfloat16 encoder where the CPU has it; adapters stay float32")
 
 
 def register(sub) -> None:

@@ -67,6 +67,7 @@ class Transcriber:
         if compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
         if compute_type == "int8":
+            # In place: `backbone.model` serves this Transcriber only from here on.
             quantize_int8(backbone.model)   # the experts in `bank` stay float32
         self.compute_type = compute_type
         self.backbone = backbone

@@ -1,11 +1,13 @@
-"""int8 compute type: quantised backbone linears, float32 experts, routing unchanged."""
+"""int8 compute type: per-token int8 decoder linears, bfloat16 encoder (where native), float32
+experts; a row's transcript does not depend on its batch mates."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from lora_whisper.backbone.forward import decoder_logits, encode
+from lora_whisper.backbone.forward import decoder_logits, decoder_step, encode, init_cache
+from lora_whisper.backbone.quantize import Int8Linear, native_bf16, quantize_int8
 from lora_whisper.data.features import log_mel
 from lora_whisper.inference.decoding import DecodeOptions
 from lora_whisper.inference.transcriber import Transcriber
@@ -14,9 +16,21 @@ GREEDY = DecodeOptions(temperatures=(0.0,), compression_ratio_threshold=None, lo
                        max_new_tokens=8)
 
 
-def test_int8_logits_track_float32(tiny, tiny_dir, rng):
+def test_int8_linear_is_close_and_rows_are_independent():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 96).requires_grad_(False)
+    q = Int8Linear(lin)
+    x = torch.randn(5, 3, 64) * torch.tensor([0.1, 1.0, 30.0, 2.0, 0.5])[:, None, None]
+    ref, got = lin(x), q(x)
+    assert torch.allclose(got, ref, atol=0.05 * float(ref.abs().max()))
+    for i in range(5):  # exact, whatever the other rows hold
+        assert torch.equal(q(x[i:i + 1]), got[i:i + 1])
+        assert torch.equal(q(x[i, 1:2]), got[i, 1:2])
+    assert torch.equal(q(torch.zeros(2, 64)), lin.bias.detach().expand(2, -1))
+
+
+def test_int8_model_tracks_float32(tiny, tiny_dir, rng):
     from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.backbone.quantize import quantize_int8
 
     feats, lens = log_mel([rng.standard_normal(16000 * 3).astype(np.float32) * 0.1])
     ids = torch.tensor([tiny.vocab.sot_sequence("en") + [300, 400, 500]])
@@ -24,24 +38,19 @@ def test_int8_logits_track_float32(tiny, tiny_dir, rng):
         ref = decoder_logits(tiny.model, ids, *encode(tiny.model, feats, lens))
         q = quantize_int8(load_backbone(str(tiny_dir)).model)
         got = decoder_logits(q, ids, *encode(q, feats, lens))
-    assert "quantized.dynamic" in type(q.model.encoder.layers[0].fc1).__module__
-    cos = torch.nn.functional.cosine_similarity(ref.flatten(), got.flatten(), dim=0)
-    assert cos > 0.99 and not torch.equal(ref, got)
-    # cached decoding (cross-attention keys/values in bfloat16 where the CPU has it) agrees
-    from lora_whisper.backbone.forward import decoder_step, init_cache
-
-    with torch.no_grad():
         cache = init_cache(q, *encode(q, feats, lens))
         step = decoder_step(q, ids, cache)
-    assert cache.cross_kt[0].dtype == getattr(q, "cross_attention_dtype", torch.float32)
-    assert torch.nn.functional.cosine_similarity(step.flatten(), got.flatten(), dim=0) > 0.999
+    assert isinstance(q.model.decoder.layers[0].fc1, Int8Linear) and isinstance(q.proj_out, Int8Linear)
+    expect = torch.bfloat16 if native_bf16() else torch.float32
+    assert q.model.encoder.layers[0].fc1.weight.dtype == expect and cache.cross_kt[0].dtype == expect
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(ref.flatten(), got.flatten(), dim=0) > 0.99 and not torch.equal(ref, got)
+    assert cos(step.flatten(), got.flatten(), dim=0) > 0.999   # cached decoding agrees
 
 
-def test_int8_keeps_per_row_routing_exact(tiny, rng):
-    """The experts are added in float32 on top of the int8 base layer, each row its own:
-    output = int8 base(x) + that row's expert delta, whatever the other rows are routed to.
-    (The int8 base layer itself scales activations per batch, so unlike float32 a row's
-    transcript can vary slightly with its batch mates.)"""
+def test_int8_routed_mixed_batch_equals_rows_alone(tiny, rng):
+    """Rows of one length (no padding): exact. (With padding, a bfloat16 encoder's rows agree
+    with their alone results to bfloat16 rounding, which a random tiny model can amplify.)"""
     from lora_whisper.adapters.config import LoraSpec
     from lora_whisper.adapters.model import inject, perturb_experts
 
@@ -49,20 +58,13 @@ def test_int8_keeps_per_row_routing_exact(tiny, rng):
     perturb_experts(bank, 0.5, 1)
     t = Transcriber(tiny, bank=bank, options=GREEDY, compute_type="int8")
     assert all(p.dtype == torch.float32 for p in bank.parameters_of("de"))  # experts stay float32
-    layer = tiny.model.model.encoder.layers[0].fc1
-    assert "quantized.dynamic" in type(layer.base_layer).__module__
-    x = torch.randn(3, 5, layer.in_features)
-    with torch.no_grad():
-        base = layer.base_layer(x)
-        bank.set_routing(bank.routing_for(["de", "en", "de"]))
-        mixed = layer(x)
-        bank.set_routing(None)
-        for row, e in enumerate([0, 1, 0]):
-            delta = (x[row] @ layer.lora_A[e].T @ layer.lora_B[e].T) * layer.scale
-            assert torch.allclose(mixed[row], base[row] + delta, atol=1e-5)
-    clips = [rng.standard_normal(16000 * s).astype(np.float32) * 0.1 for s in (2, 4)]
-    out = t.transcribe(clips, language=["de", "en"])
-    assert [r.expert for r in out] == ["de", "en"] and all(r.text for r in out)
+    clips = [rng.standard_normal(16000 * 3).astype(np.float32) * 0.1 for _ in range(4)]
+    langs = ["de", "en", "de", "en"]
+    together = t.transcribe(clips, language=langs)
+    for clip, lang, r in zip(clips, langs, together):
+        alone = t.transcribe(clip, language=lang)
+        assert r.expert == lang and r.text == alone.text
+    assert together[0].text != t.transcribe(clips[0], language="en").text  # the expert matters
 
 
 def test_unknown_compute_type_is_refused(tiny):
