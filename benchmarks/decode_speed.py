@@ -1,6 +1,6 @@
 """Decoding speed on 5 s clips, batch 1 and 8, the embedded whisper-base:
-our decoder at the real length vs 30 s padding vs transformers `generate` vs CTranslate2
-int8 (faster-whisper's engine) on the same CT2 files.
+our decoder at the real length (float32, and our int8 compute type) vs 30 s padding vs
+transformers `generate` vs CTranslate2 int8 (faster-whisper's engine) on the same CT2 files.
 
     python benchmarks/decode_speed.py [--repeats 5] [--threads 2] [--tokens 40]
 
@@ -49,8 +49,11 @@ def main() -> None:
     from lora_whisper.data.features import log_mel
     from lora_whisper.inference.decoding import DecodeOptions, decode_batch
 
+    from lora_whisper.backbone.quantize import quantize_int8
+
     bb = load_backbone()
     model, vocab = bb.model, bb.vocab
+    model8 = quantize_int8(load_backbone().model)
     opts = DecodeOptions(temperatures=(0.0,), max_new_tokens=args.tokens, compression_ratio_threshold=None,
                          logprob_threshold=None)
     ct2 = ctranslate2.models.Whisper(str(embedded_ct2_dir()), device="cpu", compute_type="int8",
@@ -68,6 +71,9 @@ def main() -> None:
         def ours_real():
             decode_batch(model, vocab, f_real, l_real, prompts, options=opts)
 
+        def ours_int8():
+            decode_batch(model8, vocab, f_real, l_real, prompts, options=opts)
+
         def ours_pad():
             decode_batch(model, vocab, f_pad, l_pad, prompts, options=opts)
 
@@ -79,7 +85,7 @@ def main() -> None:
         def ct2_int8():
             ct2.generate(sv_real, prompts, beam_size=1, max_length=args.tokens + 4)
 
-        fns = {"ours (real length)": ours_real, "ours (30 s padding)": ours_pad,
+        fns = {"ours (real length)": ours_real, "ours int8 (real length)": ours_int8, "ours (30 s padding)": ours_pad,
                "transformers generate": hf_generate, "ctranslate2 int8 (real length)": ct2_int8}
         times = _common.interleaved(fns, args.repeats)
         med = {k: _common.median(v) for k, v in times.items()}
@@ -90,12 +96,14 @@ def main() -> None:
     summary = {
         "speedup_vs_generate_batch8": ratio8["transformers generate"] / ratio8["ours (real length)"],
         "ratio_vs_ct2_int8_batch8": ratio8["ctranslate2 int8 (real length)"] / ratio8["ours (real length)"],
+        "ratio_int8_vs_ct2_int8_batch8": ratio8["ctranslate2 int8 (real length)"] / ratio8["ours int8 (real length)"],
         "goal": "ours >= 5x transformers generate at batch 8, and no slower than CTranslate2 int8",
     }
     table = "| batch | system | median s | speed-up vs generate |\n|---|---|---|---|\n" + "\n".join(
         f"| {b} | {k} | {v:.3f} | {r:.1f}x |" for b, k, v, r in rows)
     table += (f"\n\nAt batch 8 ours is {summary['speedup_vs_generate_batch8']:.1f}x `generate`; "
-              f"CTranslate2 int8 takes {summary['ratio_vs_ct2_int8_batch8']:.2f}x our time.")
+              f"CTranslate2 int8 takes {summary['ratio_vs_ct2_int8_batch8']:.2f}x our float32 time and "
+              f"{summary['ratio_int8_vs_ct2_int8_batch8']:.2f}x our int8 time.")
 
     def plot(path):
         import matplotlib

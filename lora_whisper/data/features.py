@@ -57,6 +57,7 @@ def log_mel(
     max_frames: int = N_FRAMES_30S,
     tail_seconds: float = TAIL_SECONDS,
     context: list[np.ndarray] | None = None,
+    level: list[float | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch of 16 kHz mono float clips -> (features [B, n_mels, T], frame lengths [B]).
 
@@ -69,12 +70,17 @@ def log_mel(
     whole number of hops, at most CONTEXT_SAMPLES used). The first frames then see that audio,
     as in Whisper's one STFT over the whole file, instead of the STFT's mirror padding, which
     turns a window that opens on a word (as seeking makes them) into a garbled onset.
+
+    `level`: per clip, the loudest log-mel value already seen earlier in the same recording
+    (`loudness` of the earlier features). Whisper normalises a long file once, so its floor
+    (loudest - 8) holds for every window; a quiet window normalised against itself alone
+    would be lifted to levels that whole-file normalisation never gives it.
     """
     if not audios:
         raise ValueError("log_mel needs at least one clip")
     waves = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in audios]
     if context is not None:
-        return _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds)
+        return _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds, level)
     tail = int(round(tail_seconds * SAMPLE_RATE))
     lengths = torch.tensor([min(frames_for(len(w) + tail), max_frames) for w in waves])
     T = max_frames if pad_30s else int(lengths.max())
@@ -95,6 +101,8 @@ def log_mel(
     row_max = torch.where(real[:, None, :], log_spec, torch.full_like(log_spec, -1e9)).amax(dim=(1, 2))
     if pad_30s:
         row_max = log_spec.amax(dim=(1, 2))
+    if level is not None:
+        row_max = torch.maximum(row_max, torch.tensor([-1e9 if v is None else v for v in level]))
     log_spec = torch.maximum(log_spec, (row_max - 8.0)[:, None, None])
     features = (log_spec + 4.0) / 4.0
     return features, (lengths if not pad_30s else torch.full_like(lengths, T))
@@ -103,15 +111,20 @@ def log_mel(
 CONTEXT_SAMPLES = 2 * HOP_LENGTH  # covers the STFT's half window (N_FFT // 2 = 200 samples)
 
 
-def _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds):
+def loudness(features: torch.Tensor, lengths: torch.Tensor) -> list[float]:
+    """Each row's loudest log-mel value (before normalisation), to pass on as `level`."""
+    return [4.0 * float(f[:, :int(n)].max()) - 4.0 for f, n in zip(features, lengths)]
+
+
+def _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds, level=None):
     """log_mel of each clip with its preceding audio in the STFT, the context's frames dropped."""
     feats, lens = [], []
-    for w, c in zip(waves, context):
+    for i, (w, c) in enumerate(zip(waves, context)):
         c = np.asarray(c, dtype=np.float32)[-CONTEXT_SAMPLES:]
         k = len(c) // HOP_LENGTH
         c = c[len(c) - k * HOP_LENGTH:]
         f, n = log_mel([np.concatenate([c, w.numpy()])], n_mels, max_frames=max_frames + k,
-                       tail_seconds=tail_seconds)
+                       tail_seconds=tail_seconds, level=None if level is None else [level[i]])
         feats.append(f[0, :, k:k + max_frames])
         lens.append(min(int(n[0]) - k, max_frames))
     T = max(lens)

@@ -77,6 +77,7 @@ class Cursor:
         self._buf_start = 0
         self._eof = self._in_memory
         self.pieces: list[Piece] = []
+        self.level: float | None = None   # loudest log-mel so far: the file's normalisation floor
 
     def window(self) -> np.ndarray:
         """Up to 30 s of audio from the seek point (empty once the input is used up)."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lora_whisper.backbone.load import Backbone, load_backbone
-from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel
+from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, language_probs
 from lora_whisper.inference.longform import Cursor, split_segments
 
@@ -115,10 +115,11 @@ class Transcriber:
         return self.bank.routing_for(specs)
 
     # -- features ----------------------------------------------------------------------------------
-    def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None):
+    def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None,
+                  level: list[float | None] | None = None):
         if self.pad_30s:
             context = None  # classic 30 s padding: Whisper's own per-window features
-        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context)
+        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level)
         param = next(self.model.parameters())
         return feats.to(param.device, param.dtype), lens.to(param.device)
 
@@ -249,9 +250,8 @@ class Transcriber:
             job.outs[i].language = job.forced[i] or job.outs[i].language
             job.outs[i].expert = self.expert_for(job.outs[i].language)
 
-    def _decode(self, clips: list[np.ndarray], languages: list[str], options: DecodeOptions,
-                context: list[np.ndarray] | None = None):
-        feats, lens = self._features(clips, context)
+    def _decode(self, features, languages: list[str], options: DecodeOptions):
+        feats, lens = features
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
                    for lang in languages]
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
@@ -271,7 +271,7 @@ class Transcriber:
             if not idx:
                 continue
             self._languages(job, idx, clips)
-            results = self._decode(clips, [job.outs[i].language for i in idx], job.options)
+            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], job.options)
             for i, clip, res in zip(idx, clips, results):
                 out = job.outs[i]
                 out.text = res.text
@@ -311,8 +311,10 @@ class Transcriber:
                 if not active:
                     continue
                 windows = [c.window() for c in active]
-                results = self._decode(windows, [job.outs[c.index].language for c in active], options,
-                                       context=[c.context() for c in active])
+                feats, lens = self._features(windows, [c.context() for c in active], [c.level for c in active])
+                for cur, loud in zip(active, loudness(feats, lens)):
+                    cur.level = loud if cur.level is None else max(cur.level, loud)
+                results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
                 still = []
                 for cur, win, res in zip(active, windows, results):
                     if (res.no_speech_prob is not None and options.no_speech_threshold is not None

@@ -30,3 +30,18 @@ def test_context_batch_rows_equal_rows_alone(rng):
         assert int(lens[i]) == int(n[0])
         assert torch.equal(both[i, :, :int(n[0])], alone[0])
     assert torch.equal(log_mel([clips[0]], context=[ctx[0]])[0], log_mel([clips[0]])[0])  # no context: as before
+
+
+def test_level_carries_a_recordings_floor_into_a_quiet_window(rng):
+    from lora_whisper.data.features import loudness
+
+    loud = (0.5 * rng.standard_normal(16000 * 5)).astype(np.float32)
+    quiet = (1e-4 * rng.standard_normal(16000 * 5)).astype(np.float32)
+    f_loud, n_loud = log_mel([loud])
+    level = loudness(f_loud, n_loud)[0]
+    alone, _ = log_mel([quiet])
+    carried, _ = log_mel([quiet], level=[level])
+    assert float(carried.min()) == (level - 8.0 + 4.0) / 4.0       # clamped at the file's floor
+    assert float(alone.min()) < float(carried.min())
+    assert torch.equal(log_mel([loud], level=[level])[0], f_loud)  # the loudest part: unchanged
+    assert torch.equal(log_mel([quiet], level=[None])[0], alone)
