@@ -52,6 +52,13 @@ class DecodeResult:
 TIME_PRECISION = 0.02  # seconds per timestamp token (one encoder position)
 
 
+def is_silence(res: "DecodeResult", options: "DecodeOptions") -> bool:
+    """Whisper's no-speech rule: <|nospeech|> likely and the decoded text unlikely."""
+    return (options.no_speech_threshold is not None and res.no_speech_prob is not None
+            and res.no_speech_prob > options.no_speech_threshold
+            and options.logprob_threshold is not None and res.avg_logprob < options.logprob_threshold)
+
+
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -314,12 +321,11 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
             for row, t, lp, ns in zip(todo, toks, lps, nsp):
                 text = vocab.decode(t)
                 res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns)
-                silent = (options.timestamps and options.no_speech_threshold is not None
-                          and ns is not None and ns > options.no_speech_threshold)
                 bad = ((options.compression_ratio_threshold is not None
                         and res.compression_ratio > options.compression_ratio_threshold)
                        or (options.logprob_threshold is not None and lp < options.logprob_threshold
-                           and not silent))  # Whisper does not retry what it takes for silence
+                           # Whisper does not retry what long-form decoding takes for silence
+                           and not (options.timestamps and is_silence(res, options))))
                 prev = results[row]
                 if prev is None or _better(res, prev, options):
                     results[row] = res

@@ -17,7 +17,7 @@ import torch
 
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
-from lora_whisper.inference.decoding import DecodeOptions, decode_batch, language_probs
+from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
 from lora_whisper.inference.longform import Cursor, split_segments
 
 
@@ -317,10 +317,8 @@ class Transcriber:
                 results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
                 still = []
                 for cur, win, res in zip(active, windows, results):
-                    if (res.no_speech_prob is not None and options.no_speech_threshold is not None
-                            and res.no_speech_prob > options.no_speech_threshold
-                            and options.logprob_threshold is not None and res.avg_logprob < options.logprob_threshold):
-                        pieces, step = [], len(win)   # silence: Whisper skips the window
+                    if is_silence(res, options):
+                        pieces, step = [], len(win)   # Whisper skips the window
                     else:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
                     cur.pieces += pieces

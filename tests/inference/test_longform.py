@@ -165,3 +165,15 @@ def test_stream_reports_files_that_break_part_way(tmp_path):
     sf.write(empty, np.zeros(0, np.float32), 16000)
     with pytest.raises(AudioError, match="no audio samples"):
         AudioStream(empty).read(10)
+
+
+def test_windows_taken_for_silence_are_skipped(tiny):
+    """Whisper's rule (no-speech probability over its threshold and an unlikely text) drops a
+    window; thresholds of 0 make every window of a random model count as silence."""
+    from dataclasses import replace
+
+    audio = (0.1 * np.random.default_rng(3).standard_normal(SR * 65)).astype(np.float32)
+    t = Transcriber(tiny, options=replace(GREEDY, no_speech_threshold=0.0, logprob_threshold=0.0))
+    r = t.transcribe(audio, language="en")
+    assert r.segments == [] and r.text == "" and r.duration == 65.0
+    assert Transcriber(tiny, options=GREEDY).transcribe(audio, language="en").segments  # not silent by default
