@@ -25,7 +25,7 @@ import warnings
 import torch
 from torch import nn
 
-COMPUTE_TYPES = ("float32", "int8")
+from lora_whisper.backbone import COMPUTE_TYPES  # noqa: F401  (re-exported for the API)
 
 
 class Int8Linear(nn.Module):

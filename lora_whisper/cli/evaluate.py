@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from lora_whisper.cli._options import add_compute_type
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="WER/CER per language on a test set, with a report",
@@ -31,6 +33,7 @@ def register(sub) -> None:
                    help="Whisper's temperature fallback (samples: results vary between runs)")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper input)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_compute_type(p)
     p.set_defaults(func=run_evaluate)
 
 
@@ -47,7 +50,7 @@ def run_evaluate(args) -> int:
                              max_new_tokens=args.max_new_tokens, beam_size=args.beam_size,
                              fallback=args.fallback, languages=languages,
                              max_per_language=args.max_per_language, pad_30s=args.pad_30s,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), compute_type=args.compute_type)
     print(paths["md"].read_text())
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0

@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from lora_whisper.cli._options import add_compute_type
+
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a run over HTTP (OpenAI-compatible API + web page)")
@@ -22,9 +24,7 @@ def register(sub) -> None:
                    help="how long the first request waits for others to join its batch")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
-                   help="int8: CPU inference with int8 decoder layers and a bfloat16 encoder where "
-                        "the CPU has it (adapters stay float32)")
+    add_compute_type(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
 

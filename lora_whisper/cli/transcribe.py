@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from lora_whisper.cli._options import add_compute_type
+
 
 def _add_model_args(p):
     p.add_argument("--backbone", default=None, help="local Whisper dir (HF or CTranslate2); default: embedded whisper-base")
@@ -11,9 +13,7 @@ def _add_model_args(p):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper) instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
-                   help="int8: CPU inference with int8 decoder layers (per-token scales) and a "
-                        "bfloat16 encoder where the CPU has it; adapters stay float32")
+    add_compute_type(p)
 
 
 def register(sub) -> None:
