@@ -96,8 +96,8 @@ class Cursor:
 
     def context(self) -> np.ndarray:
         """The audio just before the window (empty at the start of the file)."""
-        start = max(0, self.seek - CONTEXT_SAMPLES) - (0 if self._in_memory else self._buf_start)
-        return self._buf[start:self.seek - (0 if self._in_memory else self._buf_start)]
+        at = self.seek - self._buf_start   # _buf_start stays 0 for an array
+        return self._buf[max(0, at - CONTEXT_SAMPLES):at]
 
     @property
     def offset(self) -> float:
