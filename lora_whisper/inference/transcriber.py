@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lora_whisper.backbone.load import Backbone, load_backbone
-from lora_whisper.data.features import N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
+from lora_whisper.data.features import CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
 from lora_whisper.inference.longform import Cursor, split_segments
 
@@ -116,10 +116,13 @@ class Transcriber:
 
     # -- features ----------------------------------------------------------------------------------
     def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None,
-                  level: list[float | None] | None = None):
+                  level: list[float | None] | None = None, silence_to_30s: bool = False):
+        """Real-length features with a 1 s silence tail; `silence_to_30s`: silence up to 30 s
+        after each clip, as Whisper pads a long file's last window."""
         if self.pad_30s:
             context = None  # classic 30 s padding: Whisper's own per-window features
-        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level)
+        tail = {"tail_seconds": CHUNK_SECONDS} if silence_to_30s else {}
+        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level, **tail)
         param = next(self.model.parameters())
         return feats.to(param.device, param.dtype), lens.to(param.device)
 
@@ -311,7 +314,12 @@ class Transcriber:
                 if not active:
                     continue
                 windows = [c.window() for c in active]
-                feats, lens = self._features(windows, [c.context() for c in active], [c.level for c in active])
+                # A last window shorter than 30 s gets Whisper's padding, not our 1 s tail: after a
+                # fraction of a second of speech (a word cut at the file's end) 1 s of silence
+                # sends whisper-base into a loop ("with the power of the power ..."), 30 s does
+                # not; batched with full windows it costs nothing.
+                feats, lens = self._features(windows, [c.context() for c in active], [c.level for c in active],
+                                             silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
                 results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)

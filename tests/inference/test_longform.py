@@ -177,3 +177,13 @@ def test_windows_taken_for_silence_are_skipped(tiny):
     r = t.transcribe(audio, language="en")
     assert r.segments == [] and r.text == "" and r.duration == 65.0
     assert Transcriber(tiny, options=GREEDY).transcribe(audio, language="en").segments  # not silent by default
+
+
+def test_long_form_windows_are_padded_to_30s_like_whisper(tiny):
+    """Short clips keep a 1 s silence tail; a long file's windows (its last one too) get
+    Whisper's 30 s of padding (a cut word with 1 s of silence makes whisper-base loop)."""
+    t = Transcriber(tiny)
+    clip = np.zeros(SR * 3, np.float32)
+    _, short = t._features([clip])
+    _, last = t._features([clip], silence_to_30s=True)
+    assert int(short[0]) == 400 and int(last[0]) == 3000
