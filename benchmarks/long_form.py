@@ -22,11 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-
-SENTENCES = ["Please call me when you get home tonight.", "The weather is lovely today, so we walk.",
-             "I would like a cup of coffee and bread.", "Our train leaves at noon from the station.",
-             "She reads a new book every single week.", "Turn left at the next corner, then go on.",
-             "The children played football all day.", "We need to buy milk, eggs and apples."]
+from inference_speed import SENTENCES  # noqa: E402  (the same eight sentences)
 
 CHILD = r"""
 import json, resource, sys, time

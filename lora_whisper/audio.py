@@ -32,15 +32,20 @@ class AudioError(UserError):
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode a file to mono float32 at `sample_rate` (channels are averaged)."""
-    name = str(path)
-    p = Path(path)
+    name = _check_file(path)
+    return _finish(_decode(name, lambda: name), name, sample_rate)
+
+
+def _check_file(path: str | os.PathLike) -> str:
+    """The path as a name for messages, once it is known to be a non-empty file."""
+    name, p = str(path), Path(path)
     if not p.exists():
         raise AudioError(name, "file not found")
     if p.is_dir():
         raise AudioError(name, "is a directory, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(name, "empty file (0 bytes)")
-    return _finish(_decode(name, lambda: name), name, sample_rate)
+    return name
 
 
 def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -183,15 +188,9 @@ class AudioStream:
     a file that turns out corrupt part-way raises AudioError naming where."""
 
     def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, block_seconds: float = 10.0):
-        self.name = str(path)
-        p = Path(path)
-        if not p.exists():
-            raise AudioError(self.name, "file not found")
-        if p.is_dir():
-            raise AudioError(self.name, "is a directory, not an audio file")
-        if p.stat().st_size == 0:
-            raise AudioError(self.name, "empty file (0 bytes)")
+        self.name = _check_file(path)
         self.sample_rate = sample_rate
+        self._sf_refused: str | None = None   # why libsndfile could not open it (PyAV did)
         self._block_s = block_seconds
         self._closers: list = []
         self._blocks = self._open()
@@ -199,12 +198,13 @@ class AudioStream:
         self._pending = np.zeros(0, np.float32)
         self._eof = False
         self.samples_read = 0
+        self._decoded = 0   # samples decoded so far, read or not (for "corrupt after N s")
 
     def _open(self):
         try:
             f = sf.SoundFile(self.name)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            sf_reason = str(exc).split("': ", 1)[-1].rstrip(".")
+            sf_reason = self._sf_refused = str(exc).split("': ", 1)[-1].rstrip(".")
         else:
             self._closers.append(f.close)
             return self._sf_blocks(f)
@@ -255,7 +255,7 @@ class AudioStream:
         except AudioError:
             raise
         except Exception as exc:  # noqa: BLE001  (libsndfile/FFmpeg errors part-way through)
-            at = self.samples_read / self.sample_rate
+            at = self._decoded / self.sample_rate
             raise AudioError(self.name, f"corrupt after {at:.1f} s ({' '.join(str(exc).split())})") from None
         mono = np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32)
         if sr == self.sample_rate:
@@ -275,10 +275,13 @@ class AudioStream:
                 break
             parts.append(block)
             have += len(block)
+            self._decoded += len(block)
         data = np.concatenate(parts) if len(parts) > 1 else parts[0]
         out, self._pending = data[:n], data[n:]
         if self.samples_read == 0 and len(out) == 0 and n > 0:
-            raise AudioError(self.name, "contains no audio samples (zero length)")
+            # As load_audio: FFmpeg "opens" random bytes and decodes nothing from them.
+            raise AudioError(self.name, f"not audio or corrupt ({self._sf_refused})" if self._sf_refused
+                             else "contains no audio samples (zero length)")
         self.samples_read += len(out)
         return out
 
