@@ -76,3 +76,19 @@ def test_record_from_the_microphone(browser_page):
     assert page.inner_text("#expert") == "de"
     seconds = float(page.inner_text("#duration").split()[0])
     assert 0.5 < seconds < 5
+
+
+def test_long_upload_lists_timed_segments(browser_page, transcriber, tmp_path):
+    page = browser_page
+    audio = noise(45.0, seed=9)
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav_bytes(audio))
+    page.select_option("#language", "de")
+    page.set_input_files("#file", str(path))
+    page.click("#send")
+    page.wait_for_function("document.getElementById('status').textContent === 'Done.'")
+    expected = transcriber.transcribe(audio, language="de").segments
+    items = page.locator("#segments li").all_inner_texts()
+    assert len(expected) >= 2 and len(items) == len(expected)
+    clock = lambda s: f"{int(s // 60)}:{int(s % 60):02d}"  # noqa: E731
+    assert items == [f"[{clock(g.start)}–{clock(g.end)}] {g.text}" for g in expected]

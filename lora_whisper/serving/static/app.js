@@ -1,6 +1,21 @@
 // Plain browser JS, no build step: talks to the same server's OpenAI-compatible API.
 "use strict";
 const $ = (id) => document.getElementById(id);
+
+// Long audio comes back in timed segments (Whisper's timestamp seeking): list them.
+function clock(seconds) {
+  const m = Math.floor(seconds / 60), s = Math.floor(seconds % 60);
+  return m + ":" + String(s).padStart(2, "0");
+}
+
+function showSegments(segments) {
+  if (segments.length < 2) return;
+  for (const seg of segments) {
+    const li = document.createElement("li");
+    li.textContent = "[" + clock(seg.start) + "–" + clock(seg.end) + "] " + seg.text;
+    $("segments").append(li);
+  }
+}
 let modelId = "whisper-1";
 let recorder = null;
 
@@ -54,6 +69,7 @@ async function transcribe(blob, filename) {
   form.append("response_format", "verbose_json");
   setStatus("Transcribing " + filename + " …");
   $("transcript").textContent = "";
+  $("segments").textContent = "";
   try {
     const r = await fetch("/v1/audio/transcriptions", { method: "POST", body: form, headers: headers() });
     const body = await r.json();
@@ -67,6 +83,7 @@ async function transcribe(blob, filename) {
     $("detected").textContent = body.language_code + prob;
     $("expert").textContent = body.expert || "none (bare backbone)";
     $("duration").textContent = body.duration.toFixed(1) + " s";
+    showSegments(body.segments || []);
     setStatus("Done.");
   } catch (e) {
     setStatus("Request failed: " + e, true);
