@@ -57,14 +57,19 @@ def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RA
 
 def audio_duration(path: str | os.PathLike) -> float:
     """Seconds of audio, from the header where the format allows (no full decode)."""
-    name = str(path)
+    seconds = _header_seconds(path)
+    return seconds if seconds is not None else len(load_audio(path)) / SAMPLE_RATE
+
+
+def _header_seconds(path: str | os.PathLike) -> float | None:
+    """Frames / rate from libsndfile's reading of the header; None if it cannot say."""
     try:
-        info = sf.info(name)
+        info = sf.info(str(path))
         if info.frames > 0 and info.samplerate > 0:
             return info.frames / info.samplerate
-    except (sf.LibsndfileError, RuntimeError, OSError):
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
         pass
-    return len(load_audio(path)) / SAMPLE_RATE
+    return None
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE,
@@ -165,12 +170,9 @@ def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.
 def probe_duration(path: str | os.PathLike) -> float | None:
     """Seconds of audio read from the file's header only (soundfile, then PyAV's container
     duration); None when neither knows without decoding."""
-    try:
-        info = sf.info(str(path))
-        if info.frames > 0 and info.samplerate > 0:
-            return info.frames / info.samplerate
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
-        pass
+    seconds = _header_seconds(path)
+    if seconds is not None:
+        return seconds
     try:
         import av
 

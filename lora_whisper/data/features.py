@@ -133,7 +133,8 @@ def _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds, leve
 
 
 def _pad_frames(f: torch.Tensor, T: int) -> torch.Tensor:
-    """Pad [n_mels, t] to T frames with the features of silence (masked by the encoder)."""
+    """Pad [n_mels, t] to T frames with the row's floor value; the encoder zeroes (masks)
+    frames past a row's length, so the value only has to be finite."""
     if f.shape[1] >= T:
         return f
     return torch.cat([f, f.new_full((f.shape[0], T - f.shape[1]), float(f.min()))], dim=1)

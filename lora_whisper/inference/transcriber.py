@@ -123,8 +123,8 @@ class Transcriber:
             context = None  # classic 30 s padding: Whisper's own per-window features
         tail = {"tail_seconds": CHUNK_SECONDS} if silence_to_30s else {}
         feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level, **tail)
-        param = next(self.model.parameters())
-        return feats.to(param.device, param.dtype), lens.to(param.device)
+        device = next(self.model.parameters()).device   # dtype: encode() casts to the encoder's
+        return feats.to(device), lens.to(device)
 
     def prompt_language(self, language: str | None) -> str | None:
         """The Whisper language token a language's prompts use: itself, or for a language
