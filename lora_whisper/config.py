@@ -58,6 +58,8 @@ class TrainConfig:
     pad_30s: bool = False                 # classic Whisper input: every clip padded to 30 s
     seed: int = 0
     lora: LoraSpec = field(default_factory=LoraSpec)
+    patience: int | None = None           # early stopping: stop after this many dev evaluations
+                                          # without a better dev error (None = never; needs --dev)
     # bookkeeping
     eval_every: int | None = None         # steps between dev evaluations; None = once an epoch
     eval_max_new_tokens: int = 128
@@ -80,7 +82,7 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("max_steps", "eval_every", "max_train_per_language", "max_dev_per_language",
-                     "stop_after_steps"):
+                     "stop_after_steps", "patience"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ConfigError(f"{name} must be at least 1 (or unset), got {value!r}")

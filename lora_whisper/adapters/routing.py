@@ -150,11 +150,25 @@ class RoutingState:
 
     def __init__(self):
         self._routing: Routing | None = None
+        self._cast: tuple[torch.Tensor, int, torch.dtype, torch.Tensor] | None = None
+
+    def cast_once(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`x.to(dtype)`, reused while the layers called next read the same, unchanged tensor
+        (the training fast path of LanguageLoRALinear)."""
+        if x.dtype == dtype:
+            return x
+        c = self._cast
+        if c is not None and c[0] is x and c[1] == x._version and c[2] == dtype:
+            return c[3]
+        out = x.to(dtype)
+        self._cast = (x, x._version, dtype, out)
+        return out
 
     def set(self, routing: Routing | None) -> None:
         if routing is not None and not isinstance(routing, Routing):
             raise TypeError(f"expected a Routing or None, got {type(routing).__name__}")
         self._routing = routing
+        self._cast = None  # a new batch (or the end of one): hold no activations across it
 
     def get(self) -> Routing | None:
         return self._routing

@@ -166,6 +166,13 @@ def decoder_step(model: nn.Module, tokens: torch.Tensor, cache: KVCache) -> torc
 def decoder_logits(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch.Tensor,
                    encoder_keep: torch.Tensor | None = None) -> torch.Tensor:
     """Teacher-forced logits for training: [B, L] -> [B, L, V] (dropout active in train mode)."""
+    return model.proj_out(decoder_hidden(model, input_ids, encoder_out, encoder_keep))
+
+
+def decoder_hidden(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch.Tensor,
+                   encoder_keep: torch.Tensor | None = None) -> torch.Tensor:
+    """The decoder's final (layer-normed) states [B, L, D], before the vocabulary projection:
+    training projects only the positions that have a label."""
     dec = model.model.decoder
     L = input_ids.shape[1]
     x = dec.embed_tokens(input_ids) + dec.embed_positions.weight[:L]
@@ -188,4 +195,4 @@ def decoder_logits(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch
         h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,
                                 training=layer.training))
         x = x + F.dropout(h, p=layer.dropout, training=layer.training)
-    return model.proj_out(dec.layer_norm(x))
+    return dec.layer_norm(x)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from lora_whisper.config import RECIPES
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train LoRA experts (or a baseline) on a data source",
@@ -16,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--data", help="training source (manifest or corpus)")
     p.add_argument("--dev", help="dev source: error measured during training, best adapters kept")
     p.add_argument("--languages", help="comma-separated codes (default: all in --data)")
-    p.add_argument("--recipe", choices=("lora-whisper", "shared-lora", "full-ft"))
+    p.add_argument("--recipe", choices=RECIPES)
     p.add_argument("--out", help="run directory to create (or continue with --resume)")
     p.add_argument("--config", help="TOML file of settings (keys as TrainConfig, [lora] table)")
     p.add_argument("--backbone", help="Whisper dir (default: embedded whisper-base)")
@@ -35,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--pad-30s", action=argparse.BooleanOptionalAction, default=None,
                    help="pad every clip to 30 s as classic Whisper training does (slow on CPU)")
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: each epoch)")
+    p.add_argument("--patience", type=int, help="early stopping: stop after N dev evaluations without a "
+                                                "better dev error (the best adapters are the run's)")
     p.add_argument("--eval-max-new-tokens", type=int)
     p.add_argument("--max-dev-per-language", type=int)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 100)")
@@ -53,7 +57,7 @@ _FIELDS = ("data", "dev", "languages", "recipe", "out", "backbone", "epochs", "m
            "grad_accum", "lr", "warmup_steps", "weight_decay", "rank", "alpha", "lora_dropout", "bf16",
            "pad_30s", "eval_every", "eval_max_new_tokens", "max_dev_per_language", "checkpoint_every",
            "log_every", "num_workers", "resume", "seed", "max_train_per_language", "progress",
-           "stop_after_steps")
+           "stop_after_steps", "patience")
 
 
 def run_train(args) -> int:

@@ -69,6 +69,8 @@ def train(config: TrainConfig, backbone=None) -> Path:
     from lora_whisper.training.loop import fit
     from lora_whisper.training.recipes import make_plan
 
+    if config.patience and not config.dev:
+        raise UserError("--patience needs a dev set (--dev): early stopping watches the dev error")
     world = distributed.setup()
     try:
         config = resolve(config, world.device)
@@ -97,8 +99,9 @@ def train(config: TrainConfig, backbone=None) -> Path:
         if world.is_main and not result.interrupted:
             best = (f"; best dev error {result.best_error:.2f} at step {result.best_step}"
                     if result.best_step else "")
-            say(f"done: {result.steps} steps, last loss {result.last_loss:.4f}{best}; run in {run_dir}",
-                file=sys.stderr)
+            early = " (stopped early)" if result.stopped_early else ""
+            loss = f", last loss {result.last_loss:.4f}" if result.last_loss is not None else ""
+            say(f"done: {result.steps} steps{early}{loss}{best}; run in {run_dir}", file=sys.stderr)
         return run_dir
     finally:
         distributed.teardown(world)
