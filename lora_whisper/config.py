@@ -21,8 +21,8 @@ from typing import Any
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.errors import UserError
 
-RECIPES = ("lora-whisper", "shared-lora", "full-ft")
-DEFAULT_LR = {"lora-whisper": 1e-4, "shared-lora": 1e-4, "full-ft": 1e-5}
+RECIPES = ("lora-whisper", "shared-lora", "full-ft", "shared+experts")
+DEFAULT_LR = {"lora-whisper": 1e-4, "shared-lora": 1e-4, "full-ft": 1e-5, "shared+experts": 1e-4}
 
 # Settings that may change between an interrupted run and its resumption without changing
 # what is computed.

@@ -30,7 +30,11 @@ def register(subparsers) -> None:
     b.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--engines", type=_csv, default=["espeak"],
-                   help="TTS engines: espeak (all languages), pyopenjtalk (ja, train only)")
+                   help="TTS engines: espeak (all languages), pyopenjtalk (ja, train only), mbrola, "
+                        "rhvoice, pico, festival (Debian packages; see README), or 'available'")
+    b.add_argument("--held-out-engine", default=None,
+                   help="'auto': each language's test split spoken by an engine no training clip "
+                        "used (where it has two); or one engine name")
     b.add_argument("--jobs", type=int, default=2, help="synthesis worker processes")
     b.add_argument("--no-augment", action="store_true",
                    help="clean TTS only: no tempo, reverb, band limit or noise")
@@ -48,11 +52,14 @@ def register(subparsers) -> None:
 def _build(args: argparse.Namespace) -> int:
     from lora_whisper.corpus import build_corpus
 
+    from lora_whisper.corpus.tts import available_engines
+
+    engines = available_engines() if args.engines == ["available"] else tuple(args.engines)
     summary = build_corpus(
         args.out, args.languages, args.per_language, seed=args.seed,
         dev_per_language=args.dev_per_language, test_per_language=args.test_per_language,
-        engines=tuple(args.engines), jobs=args.jobs, progress=not args.quiet,
-        augment=not args.no_augment,
+        engines=tuple(engines), jobs=args.jobs, progress=not args.quiet,
+        augment=not args.no_augment, held_out_engine=args.held_out_engine,
     )
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if summary["missing"] == 0 else 1

@@ -24,8 +24,8 @@ import soundfile as sf
 from lora_whisper.corpus import augment as aug
 from lora_whisper.corpus.rng import rng_for
 from lora_whisper.corpus.splits import assign_splits
-from lora_whisper.corpus.tts import SAMPLE_RATE, engines_for, get_engine
-from lora_whisper.corpus.voices import SPLITS, voices_for
+from lora_whisper.corpus.tts import SAMPLE_RATE, engines_for, get_engine, held_out_engine_for
+from lora_whisper.corpus.voices import SPLITS, VOICE_SPLITS, Voice, voices_for
 from lora_whisper.errors import UserError
 from lora_whisper.languages import LANGUAGES, normalize_code
 
@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 MIN_SECONDS = 0.3
 # a build that changes any of these would give different audio under the same ids
 _MUST_MATCH = ("format_version", "seed", "engines", "augment", "dev_per_language",
-               "test_per_language")
+               "test_per_language", "held_out_engine")
 
 
 def default_held_out(per_language: int) -> int:
@@ -41,12 +41,45 @@ def default_held_out(per_language: int) -> int:
 
 
 # ------------------------------------------------------------------ planning
+def _engine_voices(engine: str, lang: str) -> list[Voice]:
+    """Every voice of an engine without a train/dev/test table (their voices are per language)."""
+    return [Voice(engine, v) for v in get_engine(engine).voices(lang)]
+
+
+def voice_pools(lang: str, split: str, usable: list[str], held: str | None) -> list[list[Voice]]:
+    """The voices that may speak `split`, one pool per engine.
+
+    Without a held-out engine: the voice table's split of every engine (engines without one,
+    whose voices are per language, speak training clips only). With one: training and dev
+    clips come from the other engines (dev from their held-out voices), test clips from every
+    voice of the held-out engine, which no training or dev clip used."""
+    pools = []
+    for engine in usable:
+        if held is not None and (engine == held) != (split == "test"):
+            continue
+        if held is not None and engine == held:
+            table = VOICE_SPLITS.get(engine)
+            voices = [v for sp in SPLITS for v in table[sp]] if table else _engine_voices(engine, lang)
+        elif engine in VOICE_SPLITS:
+            voices = list(VOICE_SPLITS[engine].get(split, ()))
+        else:
+            voices = _engine_voices(engine, lang) if split == "train" else []
+        if voices:
+            pools.append(voices)
+    return pools
+
+
 def plan_language(lang: str, by_split: dict[str, list[str]], seed: int,
-                  engines: tuple[str, ...], augment: bool) -> list[dict]:
+                  engines: tuple[str, ...], augment: bool, held: str | None = None,
+                  engine_first: bool = False) -> list[dict]:
+    """`held`: the engine only the test split speaks with. `engine_first`: draw an engine,
+    then one of its voices (so an engine with 2 voices is not drowned by espeak-ng's 8);
+    off, every voice of the split is equally likely (how corpora were planned before)."""
     usable = engines_for(lang, engines)
     plan = []
     for split in SPLITS:
-        voices = voices_for(split, usable)
+        pools = voice_pools(lang, split, usable, held)
+        voices = [v for pool in pools for v in pool]
         if not voices and by_split.get(split):
             raise UserError(
                 f"no {split} voice for {lang!r} with engines {', '.join(engines)}; "
@@ -55,7 +88,11 @@ def plan_language(lang: str, by_split: dict[str, list[str]], seed: int,
         for i, text in enumerate(by_split.get(split, [])):
             uid = f"{lang}-{split}-{i:05d}"
             rng = rng_for(seed, uid, "voice")
-            voice = voices[int(rng.integers(len(voices)))]
+            if engine_first:
+                pool = pools[int(rng.integers(len(pools)))]
+                voice = pool[int(rng.integers(len(pool)))]
+            else:
+                voice = voices[int(rng.integers(len(voices)))]
             plan.append({
                 "id": uid,
                 "audio": f"audio/{lang}/{split}/{uid}.wav",
@@ -208,11 +245,16 @@ def build_corpus(
     progress: bool = True,
     texts: dict[str, list[str]] | None = None,
     augment: bool = True,
+    held_out_engine: str | None = None,
 ) -> dict:
     """Build (or resume) the corpus in `out`; returns counts per language and split.
 
     `texts` maps a language to its sentence pool and bypasses the Debian text sources
     (tests, custom text); those sentences are de-duplicated but not filtered.
+    `held_out_engine`: "auto" speaks each language's test split with an engine no training
+    or dev clip used (tts.HELD_OUT_PREFERENCE; a language with one engine keeps held-out
+    voices of it), or an engine name to hold out wherever it speaks the language; None: the
+    voice-disjoint splits of before.
     """
     from lora_whisper.corpus.text_sources import load_sentences
 
@@ -237,6 +279,16 @@ def build_corpus(
         for e in usable:
             get_engine(e).check(lang)
 
+    held: dict[str, str | None] = {}
+    for lang in langs:
+        if held_out_engine is None:
+            held[lang] = None
+        elif held_out_engine == "auto":
+            held[lang] = held_out_engine_for(lang, engines)
+        else:
+            get_engine(held_out_engine)
+            usable = engines_for(lang, engines)
+            held[lang] = held_out_engine if held_out_engine in usable and len(usable) > 1 else None
     plan: list[dict] = []
     text_info = {}
     for lang in langs:
@@ -246,7 +298,8 @@ def build_corpus(
         digest = hashlib.sha256("\n".join(sorted(pool)).encode("utf-8")).hexdigest()
         text_info[lang] = {"source": "given" if given else "debian", "sentences": len(pool),
                            "sha256": digest}
-        plan.extend(plan_language(lang, by_split, seed, engines, augment))
+        plan.extend(plan_language(lang, by_split, seed, engines, augment, held=held[lang],
+                                  engine_first=held_out_engine is not None))
 
     params = {
         "format_version": FORMAT_VERSION, "seed": seed, "languages": langs,
@@ -254,6 +307,9 @@ def build_corpus(
         "engines": list(engines), "augment": augment, "sample_rate": SAMPLE_RATE,
         "voices": {s: [v.name for v in voices_for(s, engines)] for s in SPLITS},
         "text": text_info,
+        "held_out_engine": held_out_engine,
+        "test_engine": {lang: held[lang] for lang in langs},
+        "train_engines": {lang: [e for e in engines_for(lang, engines) if e != held[lang]] for lang in langs},
     }
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):

@@ -9,6 +9,13 @@ frozen experts) is a new function here, not a change to the loop.
 - shared-lora: one expert, "shared", used by every row (the paper's "LoRA" baseline).
 - full-ft: every backbone weight trainable, no adapters (the paper's fine-tuning baseline);
   saved as a plain transformers Whisper under run/model/.
+- shared+experts (beyond the paper): a "shared" expert on every row plus the row's own
+  language expert, summed (a weighted row of the bank, weights 1 + 1). What all languages
+  share is learnt from every row, as in shared-lora, at the start of training when each
+  language expert has seen little; what differs goes to the language experts, which keep the
+  paper's isolation (a row never touches another language's expert). Saved as a run whose
+  languages are MoE rows {shared: 1, <lang>: 1}, so decoding, serving and export need nothing
+  new.
 """
 from __future__ import annotations
 
@@ -86,10 +93,43 @@ def full_ft(backbone, languages: list[str], spec=None, seed: int = 0) -> Plan:
     return plan
 
 
+class _Mixtures:
+    """The RunInfo.mixture(language) that dev decoding asks, before the run is saved."""
+
+    def __init__(self, mixtures: dict[str, dict[str, float]]):
+        self._mixtures = mixtures
+
+    def mixture(self, name: str) -> dict[str, float] | None:
+        return self._mixtures.get(name)
+
+
+def shared_experts(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
+    from lora_whisper.adapters.model import inject
+
+    if SHARED in languages:
+        from lora_whisper.errors import UserError
+
+        raise UserError(f"recipe shared+experts names its shared expert {SHARED!r}: not a language")
+    names = [SHARED, *languages]
+    bank = inject(backbone.model, spec, names, seed=seed)
+    bank.set_trainable(names)
+    mixtures = {lang: {SHARED: 1.0, lang: 1.0} for lang in languages}
+
+    def routing_fn(batch: dict) -> Routing:
+        return bank.routing_for([mixtures.get(lang) for lang in batch["languages"]])
+
+    plan = Plan("shared+experts", backbone, bank, names, routing_fn,
+                expert_provenance={lang: {"moe": {"experts": mix}} for lang, mix in mixtures.items()},
+                run_info=_Mixtures(mixtures))
+    plan.collect_params()
+    return plan
+
+
 RECIPES: dict[str, Callable[..., Plan]] = {
     "lora-whisper": lora_whisper,
     "shared-lora": shared_lora,
     "full-ft": full_ft,
+    "shared+experts": shared_experts,
 }
 
 
