@@ -43,7 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 BASE = ("es", "it", "de", "pl")
-NEW = ("pt", "nl")
+# Portuguese and Dutch have a close base language (Spanish/Italian, German); Greek has none
+# (another script and branch): the "far" new language.
+NEW = ("pt", "nl", "el")
 METHODS = ("full-ft", "random", "warm", "moe")
 
 PRESETS = {
@@ -54,8 +56,12 @@ PRESETS = {
     # the plumbing end to end in a few minutes (numbers meaningless)
     "smoke": dict(train=4, dev=0, test=2, words=(3, 6), base_steps=1, new_steps=1, batch=4,
                   lora_lr=5e-4, full_lr=5e-5, sim_utts=4, max_new_tokens=8, new=NEW),
-    "gpu": dict(train=1000, dev=40, test=100, words=(5, 25), base_steps=2500, new_steps=600, batch=16,
-                lora_lr=1e-4, full_lr=1e-5, sim_utts=50, max_new_tokens=128, new=NEW),
+    # one H200 inside benchmarks/gpu_run.sh: new languages by epochs with early stopping on dev
+    "gpu": dict(train=200, dev=20, test=100, words=(4, 16), base_steps=600, new_steps=None, new_epochs=8,
+                patience=2, batch=32, lora_lr=1e-3, full_lr=1e-4, sim_utts=50, max_new_tokens=96, new=NEW),
+    # the plumbing with seeds, dev and early stopping, in minutes
+    "tiny": dict(train=6, dev=3, test=3, words=(3, 6), base_steps=2, new_steps=None, new_epochs=2, patience=1,
+                 batch=4, lora_lr=5e-4, full_lr=5e-5, sim_utts=4, max_new_tokens=8, new=("pt", "el")),
 }
 __doc__ += "\n".join(f"    {k}: {v}" for k, v in PRESETS.items()) + "\n"
 
@@ -79,8 +85,12 @@ def build(work: Path, p: dict) -> Path:
     if (work / "corpus" / "corpus.json").exists() and (work / "corpus" / "test.jsonl").exists():
         return work / "corpus"  # built by an earlier, interrupted run of this preset
     texts = {c: short_sentences(c, p["words"]) for c in langs}
+    from lora_whisper.corpus.tts import available_engines
+
+    # Test sets spoken by an engine no training clip used, where a language has a second one.
     build_corpus(work / "corpus", langs, per_language=p["train"], dev_per_language=p["dev"],
-                 test_per_language=p["test"], seed=0, jobs=2, progress=False, texts=texts)
+                 test_per_language=p["test"], seed=0, jobs=2, progress=False, texts=texts,
+                 engines=available_engines(), held_out_engine="auto")
     return work / "corpus"
 
 
@@ -104,7 +114,7 @@ class Decoder:
 
         t = transcriber
         utts = sorted(self.by_lang[lang], key=lambda u: len(self.audio[u.id]))
-        tokens, scores = {}, []
+        tokens, scores, edits = {}, [], {}
         for s in range(0, len(utts), self.batch):
             chunk = utts[s:s + self.batch]
             feats, lens = t._features([self.audio[u.id] for u in chunk])
@@ -114,15 +124,19 @@ class Decoder:
             for u, r in zip(chunk, res):
                 tokens[u.id] = list(r.tokens)
                 scores.append(score_utterance(u.text, r.text, lang))
+                edits[u.id] = (lang, scores[-1].errors, scores[-1].length)
         sc = score_language(lang, scores)
         return {"error": round(sc.error, 2), "clipped": round(sc.clipped, 2), "metric": sc.metric,
-                "n": sc.n, "tokens": tokens}
+                "n": sc.n, "tokens": tokens, "edits": edits}
 
 
 def system(run: Path, batch: int = 8):
     from lora_whisper.evaluation.systems import load_system
 
-    return load_system(run, batch_size=batch).transcriber
+    t = load_system(run, batch_size=batch).transcriber
+    if torch.cuda.is_available():   # load_system decodes on the CPU; the GPU run decodes there
+        t.backbone.model.to("cuda")
+    return t
 
 
 # -- the benchmark --------------------------------------------------------------------------------------
@@ -153,6 +167,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--new", help="comma-separated new languages (default: the preset's)")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--corpus", help="a corpus already built (e.g. by gpu_pack.py) instead of WORK/corpus")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="seconds: train no new run after this (what is done is written)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per new-language run (init, data order)")
+    ap.add_argument("--name", default="expansion", help="results file name (benchmarks/results/NAME.*)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,7 +191,7 @@ def main() -> int:
         return out
 
     log(f"preset {args.preset}: {p}")
-    corpus = timed("corpus", build, work, p)
+    corpus = Path(args.corpus) if args.corpus else timed("corpus", build, work, p)
     from lora_whisper.data.readers import open_source
 
     test = open_source(str(corpus / "test.jsonl"))
@@ -188,67 +207,125 @@ def main() -> int:
     results: dict = {"new_languages": {}, "preset": args.preset, "settings": {k: list(v) if isinstance(v, tuple) else v
                                                                               for k, v in p.items()},
                      "base_languages": list(BASE),
-                     "base_error": {c: {k: v for k, v in before[c].items() if k != "tokens"} for c in BASE},
+                     "base_error": {c: {k: v for k, v in before[c].items() if k not in ("tokens", "edits")} for c in BASE},
                      "timings_s": timings}
 
+    from lora_whisper.evaluation.significance import mean_sd, paired_bootstrap, seed_mean_errors
     from lora_whisper.expansion import add_language
     from lora_whisper.expansion.similarity import similarity_for_run
+
+    edits: dict = {}
+    results["seeds"] = list(range(args.seeds))
+    results["test_engine"] = json.loads((corpus / "corpus.json").read_text()).get("test_engine")
 
     for lang in p["new"]:
         sim, _ = timed(f"similarity {lang}", similarity_for_run, base, str(corpus / "train.jsonl"), lang,
                        max_utterances=p["sim_utts"])
         log(f"{lang}: similarity " + ", ".join(f"{c} {s:.3f}" for c, s in sim.ranked()))
         entry = {"similarity": sim.to_dict(),
-                 "zero_shot": {k: v for k, v in zero[lang].items() if k != "tokens"}}
+                 "zero_shot": {k: v for k, v in zero[lang].items() if k not in ("tokens", "edits")}}
         results["new_languages"][lang] = entry
         for method in methods:
-            out = work / lang / method
-            if not (out / "lora_whisper.json").exists() or (method == "full-ft" and not (out / "model").exists()):
-                shutil.rmtree(out, ignore_errors=True)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                lr = p["full_lr"] if method == "full-ft" else p["lora_lr"]
-                res = timed(f"train {lang} {method}", add_language, base, lang, str(corpus / "train.jsonl"),
-                            init=method, out=out, similarity=sim, log=print,
-                            dev=str(corpus / "dev.jsonl") if p["dev"] else None,
-                            train=dict(max_steps=p["new_steps"], batch_size=p["batch"], lr=lr, progress=False,
-                                       num_workers=1, seed=0, max_train_per_language=p["train"],
-                                       eval_every=max(1, p["new_steps"] // 3) if p["dev"] else None))
-                detail = {"warm_from": res.warm_from, "mixture": res.mixture, "steps": res.steps, "lr": lr}
-            else:
-                log(f"{lang} {method}: run exists, reusing {out}")
-                meta = json.loads((out / "lora_whisper.json").read_text())
-                prov = meta.get("full_ft") or next(e["provenance"] for e in meta["experts"] if e["name"] == lang)
-                detail = {"warm_from": prov.get("warm_from"), "mixture": (prov.get("moe") or {}).get("experts"),
-                          "steps": prov.get("step")}
-            t = system(out)
-            new = timed(f"decode {lang} {method}", dec.decode, t, lang)
-            after = {c: dec.decode(t, c) for c in BASE}
-            identical = {c: after[c]["tokens"] == before[c]["tokens"] for c in BASE}
-            if method != "full-ft":
-                bad = [c for c, same in identical.items() if not same]
-                assert not bad, f"{lang}/{method}: base language(s) {bad} decode differently after adding {lang}"
+            per_seed = []
+            for seed in range(args.seeds):
+                out = work / lang / method / f"seed{seed}"
+                done = (out / "lora_whisper.json").exists() and (method != "full-ft" or (out / "model").exists())
+                if not done and args.deadline and time.perf_counter() - started > args.deadline:
+                    results.setdefault("not_trained_for_lack_of_time", []).append(f"{lang} {method} seed {seed}")
+                    continue
+                if not done:
+                    shutil.rmtree(out, ignore_errors=True)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    lr = p["full_lr"] if method == "full-ft" else p["lora_lr"]
+                    budget = (dict(max_steps=p["new_steps"], eval_every=max(1, p["new_steps"] // 3) if p["dev"] else None)
+                              if p.get("new_steps") else
+                              dict(epochs=p["new_epochs"], patience=p.get("patience"), eval_every=None))
+                    res = timed(f"train {lang} {method} seed {seed}", add_language, base, lang,
+                                str(corpus / "train.jsonl"), init=method, out=out, similarity=sim, log=print,
+                                dev=str(corpus / "dev.jsonl") if p["dev"] else None,
+                                train=dict(batch_size=p["batch"], lr=lr, progress=False, num_workers=1, seed=seed,
+                                           max_train_per_language=p["train"], **budget))
+                    detail = {"warm_from": res.warm_from, "mixture": res.mixture, "steps": res.steps, "lr": lr}
+                    (out / "bench_detail.json").write_text(json.dumps(detail))
+                else:
+                    log(f"{lang} {method} seed {seed}: run exists, reusing {out}")
+                    detail = json.loads((out / "bench_detail.json").read_text()) \
+                        if (out / "bench_detail.json").exists() else {}
+                t = system(out)
+                new = timed(f"decode {lang} {method} seed {seed}", dec.decode, t, lang)
+                after = {c: dec.decode(t, c) for c in BASE}
+                identical = {c: after[c]["tokens"] == before[c]["tokens"] for c in BASE}
+                if method != "full-ft":
+                    bad = [c for c, same in identical.items() if not same]
+                    assert not bad, f"{lang}/{method}: base language(s) {bad} decode differently after adding {lang}"
+                per_seed.append({"new": new, "after": after, "identical": identical, "detail": detail})
+                log(f"{lang} {method} seed {seed}: new {new['error']:.1f}%  base after "
+                    + " ".join(f"{c} {after[c]['error']:.1f}" for c in BASE))
+                del t
+            if not per_seed:
+                continue
+            first = per_seed[0]
+            m_new, sd_new = mean_sd([x["new"]["error"] for x in per_seed])
             entry[method] = {
-                "new_error": new["error"], "new_error_clipped": new["clipped"], "metric": new["metric"],
+                "new_error": round(m_new, 2), "new_error_sd": round(sd_new, 2),
+                "new_error_per_seed": [x["new"]["error"] for x in per_seed],
+                "new_error_clipped": round(mean_sd([x["new"]["clipped"] for x in per_seed])[0], 2),
+                "metric": first["new"]["metric"], "seeds": list(range(args.seeds)),
+                "steps": [x["detail"].get("steps") for x in per_seed],
                 "base_error_before": {c: before[c]["error"] for c in BASE},
-                "base_error_after": {c: after[c]["error"] for c in BASE},
-                "base_tokens_identical": identical, **detail,
+                "base_error_after": {c: round(mean_sd([x["after"][c]["error"] for x in per_seed])[0], 2) for c in BASE},
+                "base_tokens_identical": {c: all(x["identical"][c] for x in per_seed) for c in BASE},
+                **{k: first["detail"].get(k) for k in ("warm_from", "mixture", "lr")},
             }
-            log(f"{lang} {method}: new {new['error']:.1f}%  base before "
-                + " ".join(f"{c} {before[c]['error']:.1f}" for c in BASE) + "  after "
-                + " ".join(f"{c} {after[c]['error']:.1f}" for c in BASE))
-            del t
+            edits[(lang, method)] = seed_mean_errors([x["new"]["edits"] for x in per_seed])
             (work / "partial.json").write_text(json.dumps(results, indent=2))
+        # significance of each initialisation against a fresh LoRA (paired over test utterances)
+        for method in methods:
+            if method != "random" and (lang, "random") in edits and (lang, method) in edits:
+                entry[method]["vs_random"] = paired_bootstrap(edits[(lang, method)], edits[(lang, "random")]).to_dict()
         # after each language, so an interrupted run still leaves what it measured
         results["complete"] = lang == p["new"][-1]
         timings.pop("total", None)  # kept last in the table
         timings["total"] = round(time.perf_counter() - started, 1)
-        _common.write("expansion", results, table(results), lambda path: plot(results, path))
+        results["systems"] = systems_summary(results, methods, edits)
+        _common.write(args.name, results, table(results), lambda path: plot(results, path))
     log(f"done in {timings['total']:.0f} s; results in {_common.RESULTS / 'expansion.json'}")
     return 0
 
 
 def _macro(d: dict) -> float:
     return sum(d.values()) / len(d)
+
+
+def systems_summary(r: dict, methods, edits: dict) -> dict:
+    """Per method, over the new languages: `average` (macro of seed means), `per_language`,
+    `sd` (of the macro over seeds), `p_value` (paired bootstrap of the macro vs a fresh LoRA,
+    over the new languages' test utterances), `steps`; full-ft also the base languages' macro
+    before and after (forgetting)."""
+    from lora_whisper.evaluation.significance import mean_sd, paired_bootstrap
+
+    langs = [l for l in r["new_languages"] if all(m in r["new_languages"][l] for m in methods)]
+    out = {}
+    for m in methods:
+        es = [r["new_languages"][l][m] for l in langs]
+        if not es:
+            continue
+        n_seeds = min(len(e["new_error_per_seed"]) for e in es)
+        macro_per_seed = [sum(e["new_error_per_seed"][i] for e in es) / len(es) for i in range(n_seeds)]
+        avg, sd = mean_sd(macro_per_seed)
+        out[m] = {"average": round(avg, 2), "sd": round(sd, 2), "per_language": {l: e["new_error"] for l, e in zip(langs, es)},
+                  "seeds": es[0]["seeds"], "steps": {l: e["steps"] for l, e in zip(langs, es)},
+                  "base_macro_before": round(sum(_macro(e["base_error_before"]) for e in es) / len(es), 2),
+                  "base_macro_after": round(sum(_macro(e["base_error_after"]) for e in es) / len(es), 2)}
+    if "random" in out:
+        rand = {f"{l}:{k}": v for l in langs for k, v in edits[(l, "random")].items()}
+        for m in out:
+            if m != "random":
+                mine = {f"{l}:{k}": v for l in langs for k, v in edits[(l, m)].items()}
+                out[m]["p_value"] = {"random": paired_bootstrap(mine, rand).p_value}
+                base = out["random"]["average"]
+                out[m]["relative_gain_vs_random"] = round(100 * (base - out[m]["average"]) / base, 2) if base else 0.0
+    return out
 
 
 def table(r: dict) -> str:
@@ -273,10 +350,23 @@ def table(r: dict) -> str:
             note = f" (from {x['warm_from']})" if x.get("warm_from") else ""
             if x.get("mixture"):
                 note = " (" + ", ".join(f"{k} {v:.2f}" for k, v in x["mixture"].items()) + ")"
-            lines.append(f"| {m}{note} | {x['new_error']:.1f} | {_macro(x['base_error_before']):.1f} | "
+            sd = f" ± {x['new_error_sd']:.1f}" if x.get("new_error_sd") else ""
+            vs = f" (p {x['vs_random']['p_value']:.3g} vs random)" if x.get("vs_random") else ""
+            lines.append(f"| {m}{note} | {x['new_error']:.1f}{sd}{vs} | {_macro(x['base_error_before']):.1f} | "
                          f"{_macro(x['base_error_after']):.1f} | "
                          + " | ".join(f"{x['base_error_after'][c]:.1f}" for c in base)
                          + f" | {'yes' if all(x['base_tokens_identical'].values()) else 'no'} |")
+        lines.append("")
+    sysm = r.get("systems") or {}
+    if sysm:
+        lines += [f"Over the new languages ({', '.join(next(iter(sysm.values()))['per_language'])}), seeds "
+                  f"{r.get('seeds')}, test engines {r.get('test_engine')}:", "",
+                  "| method | macro error ± sd | vs random (relative) | p vs random | base macro before -> after |",
+                  "|---|---|---|---|---|"]
+        for m, x in sysm.items():
+            lines.append(f"| {m} | {x['average']:.2f} ± {x['sd']:.2f} | {x.get('relative_gain_vs_random', 0):.1f}% | "
+                         f"{x.get('p_value', {}).get('random', float('nan')):.3g} | {x['base_macro_before']:.1f} -> "
+                         f"{x['base_macro_after']:.1f} |")
         lines.append("")
     lines.append("Timings (s): " + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items()))
     return "\n".join(lines)

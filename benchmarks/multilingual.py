@@ -168,9 +168,27 @@ def evaluate_run(run: Path | None, test: str, out: Path, preset: Preset, languag
     if done.exists() and (out / "hyps.jsonl").exists() and (
             run is None or done.stat().st_mtime > (run / "fit.json").stat().st_mtime):
         return json.loads(done.read_text())
-    report, _ = evaluate(test, run=run, backbone=backbone if run is None else None, out=out,
-                         languages=languages, max_per_language=preset.test_per_language,
-                         max_new_tokens=preset.max_new_tokens)
+    import torch
+
+    if not torch.cuda.is_available():
+        report, _ = evaluate(test, run=run, backbone=backbone if run is None else None, out=out,
+                             languages=languages, max_per_language=preset.test_per_language,
+                             max_new_tokens=preset.max_new_tokens)
+        return report
+    # On a GPU: evaluate()'s steps with the system moved to CUDA (evaluate() decodes on the CPU)
+    from lora_whisper.evaluation.decode import greedy_options
+    from lora_whisper.evaluation.evaluate import score_system, select_utterances
+    from lora_whisper.evaluation.report import build_report, write_report
+    from lora_whisper.evaluation.systems import load_system
+
+    utts = select_utterances(test, languages, preset.test_per_language)
+    system = load_system(run, backbone if run is None else None, batch_size=32,
+                         options=greedy_options(preset.max_new_tokens))
+    system.transcriber.backbone.model.to("cuda")
+    result = score_system(system, utts, "given")
+    report = build_report(result, test, {"device": "cuda", "max_new_tokens": preset.max_new_tokens,
+                                         "max_per_language": preset.test_per_language})
+    write_report(out, report, result)
     return report
 
 
