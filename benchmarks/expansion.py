@@ -289,7 +289,7 @@ def main() -> int:
         timings["total"] = round(time.perf_counter() - started, 1)
         results["systems"] = systems_summary(results, methods, edits)
         _common.write(args.name, results, table(results), lambda path: plot(results, path))
-    log(f"done in {timings['total']:.0f} s; results in {_common.RESULTS / 'expansion.json'}")
+    log(f"done in {timings['total']:.0f} s; results in {_common.RESULTS / (args.name + '.json')}")
     return 0
 
 
