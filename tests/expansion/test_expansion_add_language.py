@@ -60,7 +60,7 @@ def test_warm_start_copies_exactly_the_most_similar_expert(base_run, corpus, fas
     assert any(not torch.equal(after[k], pl[k]) for k in pl)
     # the training record stays; staging copies of weights and optimizer state do not
     work = base_run / "expansion" / "pt"
-    assert sorted(p.name for p in work.iterdir()) == ["metrics.jsonl", "train_config.toml"]
+    assert sorted(p.name for p in work.iterdir()) == ["fit.json", "metrics.jsonl", "train_config.toml"]
 
 
 def test_warm_start_follows_the_measured_similarity(base_run, corpus, fast):
