@@ -276,7 +276,10 @@ class Transcriber:
             if not idx:
                 continue
             self._languages(job, idx, clips)
-            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], job.options)
+            # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
+            # the compression-ratio fallback then runs on the padded re-decode only.
+            first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
+            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], first)
             self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
             for i, clip, res in zip(idx, clips, results):
                 out = job.outs[i]
