@@ -152,6 +152,13 @@ def main() -> None:
             s["seconds"] = round(sec, 2)
             if name in ours:
                 s["redecoded_by_guard"] = ours[name].loops_redecoded - before[name]
+                # What a loop-free row pays: the rule's check on its text, against its decoding.
+                from lora_whisper.inference.loops import is_loop
+
+                t1 = time.perf_counter()
+                for h, lang in zip(hyps, langs):
+                    is_loop(h, lang)
+                s["loop_check_pct_of_decoding"] = round(100 * (time.perf_counter() - t1) / sec, 4)
             s["hyps"] = dict(zip((u.id for u in utts), hyps))
             entry["systems"][name] = s
             print(set_name, "|", name, {k: v for k, v in s.items() if k not in ("hyps", "looping")}, flush=True)
@@ -182,6 +189,9 @@ def main() -> None:
                       + f" | {s['macro_clipped']:.1f} | {s['loops_cr']} | {s['loops_rule']} | {s.get('redecoded_by_guard', '-')} | {s['seconds']:.1f} |")
         if "guard_overhead" in e:
             g = e["guard_overhead"]
+            check = e["systems"]["ours float32"].get("loop_check_pct_of_decoding")
+            if check is not None:
+                md.append(f"\nThe loop check on every row's text costs {check:.3f}% of the decoding time.")
             md.append(f"\nLoop guard on {g['loop_free_clips']} loop-free clips: {g['median_s_guard_on']:.2f} s vs "
                       f"{g['median_s_guard_off']:.2f} s without (median of {args.repeats}): {g['overhead_pct']:+.1f}%.")
         md.append("")
