@@ -33,7 +33,7 @@ def register(sub) -> None:
     d = sub.add_parser("detect-language", help="Whisper language identification per file")
     d.add_argument("files", nargs="+")
     d.add_argument("--top", type=int, default=3, help="how many languages to show (json: all)")
-    d.add_argument("--format", choices=("txt", "json"), default="txt")
+    d.add_argument("--format", choices=("txt", "text", "json"), default="txt")
     _add_model_args(d)
     d.set_defaults(func=run_detect)
 
@@ -63,7 +63,7 @@ def run_transcribe(args) -> int:
             failed += 1
             print(f"error: {r.error}", file=sys.stderr)
             continue
-        if args.format == "txt":
+        if args.format in ("txt", "text"):
             prefix = f"{r.source}\t[{r.language}{'' if r.expert is None else ' via ' + r.expert}]\t" if len(results) > 1 else ""
             print(prefix + r.text)
         else:

@@ -69,6 +69,20 @@ def _comparison(compare: str, system, utterances, language, progress, transcribe
     return score_system(load_system(path, **transcriber_kw), utterances, language, progress)
 
 
+def _differs_from_transcribe(options) -> str:
+    """What `lora-whisper transcribe` (same flags otherwise) does differently from this decoding."""
+    from lora_whisper.inference.decoding import DecodeOptions
+
+    user = DecodeOptions()
+    diff = []
+    if options.temperatures != user.temperatures:
+        diff.append("transcribe falls back to sampling at higher temperatures when a row's log-prob is "
+                    "< -1 or its compression ratio > 2.4 (evaluate --fallback does too)")
+    if options.max_new_tokens != user.max_new_tokens:
+        diff.append(f"transcribe has no {options.max_new_tokens}-token cap (only 8 + 20 tokens per second of audio)")
+    return "; ".join(diff) or "none"
+
+
 def evaluate(data: str, run: str | Path | None = None, backbone: str | None = None, out: str | Path | None = None,
              language: str = "given", compare: str | None = None, batch_size: int = 8,
              max_new_tokens: int = 128, beam_size: int = 1, fallback: bool = False,
@@ -92,6 +106,8 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "language": language, "beam_size": beam_size, "max_new_tokens": max_new_tokens,
         "temperature_fallback": fallback, "batch_size": batch_size,
         "input": "padded to 30 s" if pad_30s else "real length", "compute_type": compute_type,
+        "loop_guard": options.loop_guard,
+        "differs_from_transcribe": _differs_from_transcribe(options),
         "max_per_language": max_per_language, "torch_threads": torch.get_num_threads(),
         "seconds": round(time.perf_counter() - t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

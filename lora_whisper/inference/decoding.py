@@ -35,6 +35,9 @@ class DecodeOptions:
     # faster (about 16 tokens/s for fast Japanese), while a repetition loop on a fraction of a
     # second (a word cut at a file's end) would otherwise run to the 224-token context.
     max_tokens_per_second: float | None = 20.0
+    # Short clips (real length, no timestamps) whose text loops are decoded again padded to
+    # 30 s, then with timestamps too (Transcriber._unloop, inference/loops.py).
+    loop_guard: bool = True
 
 
 @dataclass

@@ -39,4 +39,4 @@ def render(t: "Transcription", fmt: str) -> str:
     return t.text
 
 
-FORMATS = ("txt", "json", "srt", "vtt")
+FORMATS = ("txt", "text", "json", "srt", "vtt")   # "text": the OpenAI API's name for txt

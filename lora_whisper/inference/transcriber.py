@@ -19,6 +19,7 @@ from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
 from lora_whisper.inference.longform import Cursor, split_segments
+from lora_whisper.inference.loops import guard
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Transcriber:
         self.pad_30s = pad_30s
         self.batch_size = batch_size
         self.options = options
+        self.loops_redecoded = 0   # short-clip rows re-decoded by the loop guard (all calls)
 
     @property
     def model(self):
@@ -274,13 +276,34 @@ class Transcriber:
             if not idx:
                 continue
             self._languages(job, idx, clips)
-            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], job.options)
+            # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
+            # the compression-ratio fallback then runs on the padded re-decode only.
+            first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
+            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], first)
+            self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
             for i, clip, res in zip(idx, clips, results):
                 out = job.outs[i]
                 out.text = res.text
                 out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
+
+    def _unloop(self, clips: list[np.ndarray], languages: list[str | None], results: list, options: DecodeOptions) -> None:
+        """Rows that came back in a repetition loop are decoded again, together, the way
+        Whisper does not loop on them: padded to 30 s, then also with timestamps (loops.py)."""
+        if not options.loop_guard:
+            return
+
+        def padded(timestamps: bool):
+            def stage(rows: list[int]):
+                feats, lens = log_mel([clips[k] for k in rows], self.backbone.n_mels, pad_30s=True)
+                device = next(self.model.parameters()).device
+                return self._decode((feats.to(device), lens.to(device)), [languages[k] for k in rows],
+                                    replace(options, timestamps=timestamps))
+            return stage
+
+        stages = ([] if self.pad_30s else [padded(False)]) + [padded(True)]
+        self.loops_redecoded += guard(results, languages, stages)
 
     def _open(self, job: "_Job", i: int) -> Cursor:
         x = job.items[i]

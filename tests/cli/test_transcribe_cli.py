@@ -86,3 +86,15 @@ def test_long_file_gets_timed_segments_int8(tiny_dir, tmp_path, rng, capsys):
     assert rc == 0
     times = [line for line in out.splitlines() if " --> " in line]
     assert len(times) >= 3 and times[-1].split(" --> ")[0] >= "00:00:30,000"
+
+
+def test_format_text_is_txt(tiny_dir, files, capsys):
+    """`--format text` (the OpenAI API's name) prints what `--format txt` prints."""
+    good, _ = files
+    outs = []
+    for fmt in ("txt", "text"):
+        rc = main(["transcribe", str(good["mono16k"]), str(good["stereo"]), "--backbone", str(tiny_dir),
+                   "--language", "en", "--max-new-tokens", "3", "--format", fmt])
+        assert rc == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and outs[0].count("\t[en]\t") == 2

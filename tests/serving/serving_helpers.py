@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-GREEDY = dict(temperatures=(0.0,), max_new_tokens=8, compression_ratio_threshold=None, logprob_threshold=None)
+# loop_guard off: the tiny random model loops on noise, and these tests count decode passes
+# (the guard is the Transcriber's, tested in tests/inference).
+GREEDY = dict(temperatures=(0.0,), max_new_tokens=8, compression_ratio_threshold=None, logprob_threshold=None,
+              loop_guard=False)
 
 
 def make_run(backbone_dir: Path, run_dir: Path, seed: int = 0, std: float = 0.05) -> Path:
