@@ -188,7 +188,27 @@ def _run_to_wav(cmd: list[str], what: str, stdin: bytes | None = None) -> np.nda
     return _resample(audio, sr)
 
 
-class Mbrola:
+class _VoiceTable:
+    """Engines whose voices are a per-language table filtered by what is installed: they differ
+    only in `voices()` and the install hint of their one-line error."""
+    VOICES: dict[str, tuple[str, ...]] = {}
+    MISSING = "no voice for {lang!r} is installed"
+
+    def voices(self, lang: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(k for k in self.VOICES if self.voices(k))
+
+    def available(self) -> bool:
+        return bool(self.languages())
+
+    def check(self, lang: str) -> None:
+        if not self.voices(lang):
+            raise UserError(self.MISSING.format(lang=lang))
+
+
+class Mbrola(_VoiceTable):
     """MBROLA diphone voices driven by espeak-ng (`-v mb-pl1`): espeak-ng's text front end,
     a different voice source (concatenated recorded diphones of one real speaker)."""
     name = "mbrola"
@@ -201,16 +221,10 @@ class Mbrola:
             return ()
         return tuple(v for v in self.VOICES.get(lang, ()) if os.path.exists(os.path.join(self.DIR, v)))
 
-    def languages(self) -> frozenset[str]:
-        return frozenset(k for k in self.VOICES if self.voices(k))
-
-    def available(self) -> bool:
-        return bool(self.languages())
-
     def check(self, lang: str) -> None:
         if not self.voices(lang):
-            raise UserError(f"no MBROLA voice for {lang!r} is installed (Debian contrib: apt-get install "
-                            f"mbrola {' '.join('mbrola-' + v for v in self.VOICES.get(lang, ())) or ''})")
+            wanted = " ".join("mbrola-" + v for v in self.VOICES.get(lang, ()))
+            raise UserError(f"no MBROLA voice for {lang!r} is installed (Debian contrib: apt-get install mbrola {wanted})")
         if lang == "ja":
             _pyopenjtalk()
 
@@ -235,7 +249,7 @@ class Mbrola:
         return _resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
 
 
-class RHVoice:
+class RHVoice(_VoiceTable):
     """RHVoice (statistical parametric voices with their own text front end)."""
     name = "rhvoice"
     VOICES = {"pl": ("magda", "natan"), "pt": ("Leticia-F123",), "ru": ("aleksandr", "elena"),
@@ -248,15 +262,7 @@ class RHVoice:
         return tuple(v for v in self.VOICES.get(lang, ())
                      if any(os.path.isdir(os.path.join(d, v)) for d in self.DIRS))
 
-    def languages(self) -> frozenset[str]:
-        return frozenset(k for k in self.VOICES if self.voices(k))
-
-    def available(self) -> bool:
-        return bool(self.languages())
-
-    def check(self, lang: str) -> None:
-        if not self.voices(lang):
-            raise UserError(f"no RHVoice voice for {lang!r} is installed (Debian non-free: rhvoice + its voice)")
+    MISSING = "no RHVoice voice for {lang!r} is installed (Debian non-free: rhvoice + its voice)"
 
     def draw_params(self, rng: np.random.Generator) -> dict:
         return {"rate": int(rng.integers(85, 121)), "pitch": int(rng.integers(85, 116))}
@@ -266,7 +272,7 @@ class RHVoice:
                             "-o"], f"RHVoice {variant}", (text + "\n").encode("utf-8"))
 
 
-class Pico:
+class Pico(_VoiceTable):
     """SVOX Pico (one voice a language; no speed or pitch controls)."""
     name = "pico"
     VOICES = {"it": ("it-IT",), "de": ("de-DE",), "es": ("es-ES",), "en": ("en-US", "en-GB"), "fr": ("fr-FR",)}
@@ -274,15 +280,7 @@ class Pico:
     def voices(self, lang: str) -> tuple[str, ...]:
         return self.VOICES.get(lang, ()) if shutil.which("pico2wave") else ()
 
-    def languages(self) -> frozenset[str]:
-        return frozenset(k for k in self.VOICES if self.voices(k))
-
-    def available(self) -> bool:
-        return bool(self.languages())
-
-    def check(self, lang: str) -> None:
-        if not self.voices(lang):
-            raise UserError(f"pico has no voice for {lang!r} here (Debian non-free: libttspico-utils)")
+    MISSING = "pico has no voice for {lang!r} here (Debian non-free: libttspico-utils)"
 
     def draw_params(self, rng: np.random.Generator) -> dict:
         return {}
@@ -297,7 +295,7 @@ class Pico:
         return _resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
 
 
-class Festival:
+class Festival(_VoiceTable):
     """Festival diphone voices (Italian: festvox-italp16k, festvox-itapc16k; Debian main)."""
     name = "festival"
     VOICES = {"it": ("lp_diphone", "pc_diphone")}
@@ -313,16 +311,7 @@ class Festival:
                 out.append(v)
         return tuple(out)
 
-    def languages(self) -> frozenset[str]:
-        return frozenset(k for k in self.VOICES if self.voices(k))
-
-    def available(self) -> bool:
-        return bool(self.languages())
-
-    def check(self, lang: str) -> None:
-        if not self.voices(lang):
-            raise UserError(f"festival has no voice for {lang!r} here (Debian: festival festvox-italp16k "
-                            f"festvox-itapc16k)")
+    MISSING = "festival has no voice for {lang!r} here (Debian: festival festvox-italp16k festvox-itapc16k)"
 
     def draw_params(self, rng: np.random.Generator) -> dict:
         return {"stretch": round(float(rng.uniform(0.9, 1.15)), 3)}
