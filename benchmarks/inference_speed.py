@@ -61,7 +61,7 @@ def make_audio(work: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str
 def build_run(work: Path, std: float = 0.002) -> Path:
     """The paper's LoRA spec (r=32 on every attention and FFN linear) with random small B."""
     from lora_whisper.adapters.config import LoraSpec
-    from lora_whisper.adapters.files import save_run
+    from lora_whisper.adapters.run import save_run
     from lora_whisper.adapters.model import inject, perturb_experts
     from lora_whisper.backbone.load import load_backbone
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lora_whisper.adapters.run import is_run
+
 BASE = ("es", "it", "pl")
 NEW = "pt"   # Portuguese: close to Spanish and Italian, so warm start / MoE have a real neighbour
 
@@ -71,9 +73,9 @@ def _errors(report: dict) -> dict[str, float]:
 
 
 def _has_expert(run: Path, name: str) -> bool:
-    from lora_whisper.adapters.files import read_run
+    from lora_whisper.adapters.run import read_run
 
-    return (run / "lora_whisper.json").exists() and name in read_run(run).experts
+    return is_run(run) and name in read_run(run).experts
 
 
 def _hyps(out: Path, languages) -> dict[str, str]:
@@ -105,7 +107,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
         print("  error %:", _errors(zero))
     base_run = runs / "base"
     with Stage(3, total, f"train LoRA-Whisper on {', '.join(BASE)} ({cfg.base_steps} steps)"):
-        if not (base_run / "lora_whisper.json").exists():
+        if not is_run(base_run):
             import shutil
 
             shutil.rmtree(base_run, ignore_errors=True)

@@ -36,7 +36,7 @@ def merged_model(run_dir: str | Path, language: str, backbone_source: str | None
     The experts and weights are those the Transcriber routes `language` with (its own expert,
     its MoE mixture, or a shared-LoRA run's one expert), so the export decodes as the run does.
     """
-    from lora_whisper.adapters.files import load_run, read_run
+    from lora_whisper.adapters.run import load_run, read_run
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.inference.transcriber import Transcriber
 

@@ -4,10 +4,11 @@ Laid out as peft's `tuners/lora` (config / layer / model apart); see layer.py fo
 layer is ours.
 """
 from lora_whisper.adapters.config import DEFAULT_TARGETS, LoraSpec
-from lora_whisper.adapters.files import RunInfo, load_peft_adapter, load_run, read_run, save_run
+from lora_whisper.adapters.files import load_peft_adapter
 from lora_whisper.adapters.layer import LanguageLoRALinear
 from lora_whisper.adapters.model import AdapterError, LoRABank, ParamCount, inject
 from lora_whisper.adapters.routing import Routing, RoutingState, routed, set_routing
+from lora_whisper.adapters.run import RunInfo, load_run, read_run, save_run
 
 __all__ = [
     "DEFAULT_TARGETS", "LoraSpec", "RunInfo", "load_peft_adapter", "load_run", "read_run", "save_run",

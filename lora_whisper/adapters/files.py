@@ -1,62 +1,33 @@
-"""Run directories: one peft-format LoRA adapter per expert, tied together by lora_whisper.json.
-
-```
-run/lora_whisper.json                      format, backbone {source, fingerprint}, lora spec,
-                                           ordered experts [{name, path, sha256, parameters,
-                                           provenance}]
-run/adapters/<name>/adapter_config.json    peft's LoraConfig (PeftModel.from_pretrained loads it)
-run/adapters/<name>/adapter_model.safetensors
-```
-Provenance is free-form; keys other code reads: `created` (added when absent), `recipe`,
-`init`, `similarity`, `prompt_language`, and `moe: {"experts": {name: weight}}` for a
-language decoded as a mixture (listing every expert applied, its own included).
+"""One expert's files in peft's format: adapter_config.json (peft's LoraConfig, so
+PeftModel.from_pretrained loads it) and adapter_model.safetensors; checks of a config against
+a bank; importing an adapter that peft wrote. The run directory that ties experts together
+is adapters/run.py.
 """
 from __future__ import annotations
 
-from lora_whisper.atomic import atomic_write_bytes
-
-import hashlib
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import torch
 from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.adapters.layer import LanguageLoRALinear
-from lora_whisper.adapters.model import PEFT_PREFIX, AdapterError, LoRABank, check_expert_name, inject
+from lora_whisper.adapters.model import PEFT_PREFIX, AdapterError, LoRABank
 
-RUN_FILE = "lora_whisper.json"
-FORMAT = "lora-whisper-run"
-VERSION = 1
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 
 # -- small I/O helpers ------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _json_bytes(obj) -> bytes:
+def json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, what: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -113,7 +84,7 @@ def _linear_names(model: nn.Module) -> list[str]:
             if isinstance(m, (nn.Linear, LanguageLoRALinear)) and not n.endswith(".base_layer")]
 
 
-def _check_adapter_config(cfg: dict, spec: LoraSpec, model: nn.Module, wrapped: list[str], label: str,
+def check_adapter_config(cfg: dict, spec: LoraSpec, model: nn.Module, wrapped: list[str], label: str,
                           run_says: str, exact_targets: bool) -> list[str]:
     """Refuse a config that does not fit `spec`; return the modules it targets."""
     if cfg.get("peft_type") != "LORA":
@@ -140,167 +111,6 @@ def _check_adapter_config(cfg: dict, spec: LoraSpec, model: nn.Module, wrapped: 
     return hits
 
 
-# -- the run file -----------------------------------------------------------------------
-@dataclass
-class RunInfo:
-    path: Path
-    data: dict
-
-    @property
-    def spec(self) -> LoraSpec:
-        return LoraSpec.from_dict(self.data["lora"])
-
-    @property
-    def experts(self) -> list[str]:
-        return [e["name"] for e in self.data["experts"]]
-
-    @property
-    def backbone_source(self) -> str:
-        return self.data["backbone"]["source"]
-
-    @property
-    def backbone_fingerprint(self) -> str:
-        return self.data["backbone"]["fingerprint"]
-
-    def entry(self, name: str) -> dict:
-        for e in self.data["experts"]:
-            if e["name"] == name:
-                return e
-        raise AdapterError(f"{self.path / RUN_FILE}: no expert {name!r} (have: {', '.join(self.experts) or 'none'})")
-
-    def adapter_dir(self, name: str) -> Path:
-        return self.path / self.entry(name)["path"]
-
-    def provenance(self, name: str) -> dict:
-        return dict(self.entry(name).get("provenance") or {})
-
-    def mixture(self, name: str) -> dict[str, float] | None:
-        """For a MoE language: {expert: weight} to route its rows with; else None."""
-        moe = self.provenance(name).get("moe")
-        if not moe:
-            return None
-        try:
-            return {str(k): float(v) for k, v in moe["experts"].items()}
-        except (KeyError, TypeError, AttributeError, ValueError):
-            raise AdapterError(f"{self.path / RUN_FILE}: expert {name!r}: provenance 'moe' must be "
-                               f"{{\"experts\": {{name: weight}}}}, got {moe!r}") from None
-
-
-def read_run(run_dir: str | Path) -> RunInfo:
-    """Parse and sanity-check lora_whisper.json (no weights read)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise AdapterError(f"{run_dir}: no such run directory")
-    data = _read_json(run_dir / RUN_FILE, "not a lora-whisper run directory")
-    if data.get("format") != FORMAT:
-        raise AdapterError(f"{run_dir / RUN_FILE}: format {data.get('format')!r}, expected {FORMAT!r}")
-    if data.get("version") != VERSION:
-        raise AdapterError(f"{run_dir / RUN_FILE}: version {data.get('version')!r}; this lora-whisper reads {VERSION}")
-    try:
-        LoraSpec.from_dict(data["lora"])
-        data["backbone"]["fingerprint"], data["backbone"]["source"]
-        entries = [(e["name"], e["path"], e["sha256"]) for e in data["experts"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AdapterError(f"{run_dir / RUN_FILE}: malformed ({type(exc).__name__}: {exc})") from None
-    for name, path, _ in entries:
-        # Paths come from a file a user may edit: keep them inside the run directory.
-        if path != f"adapters/{check_expert_name(name)}":
-            raise AdapterError(f"{run_dir / RUN_FILE}: expert {name!r} has path {path!r}, expected 'adapters/{name}'")
-    return RunInfo(run_dir, data)
-
-
-def save_run(run_dir: str | Path, bank: LoRABank, backbone, provenance: Mapping[str, dict] | None = None,
-             only: list[str] | None = None) -> RunInfo:
-    """Write the experts `only` (default: all) and the run file, which is written last.
-
-    An expert file whose content is unchanged is not rewritten; every write is atomic.
-    An existing run must have the same backbone and spec; its other experts are kept.
-    """
-    run_dir = Path(run_dir)
-    provenance = dict(provenance or {})
-    names = list(bank.languages if only is None else only)
-    for n in names + list(provenance):
-        check_expert_name(n)
-    missing = [n for n in names if n not in bank.languages]
-    if missing:
-        raise AdapterError(f"cannot save {', '.join(map(repr, missing))}: not in the bank ({', '.join(bank.languages)})")
-    if (run_dir / RUN_FILE).exists():
-        old = read_run(run_dir).data
-        if old["backbone"]["fingerprint"] != backbone.fingerprint:
-            raise AdapterError(f"{run_dir}: backbone fingerprint differs: run made with "
-                               f"{old['backbone']['fingerprint'][:16]}, got {backbone.fingerprint[:16]}")
-        if old["lora"] != bank.spec.to_dict():
-            raise AdapterError(f"{run_dir}: LoRA spec differs: run has {old['lora']}, bank has {bank.spec.to_dict()}")
-    else:
-        old = {"experts": []}
-    entries = {e["name"]: dict(e) for e in old["experts"]}
-    unknown = [n for n in provenance if n not in entries and n not in names]
-    if unknown:
-        raise AdapterError(f"provenance given for {unknown[0]!r}, which is neither saved now nor in {run_dir / RUN_FILE}")
-    order = [e["name"] for e in old["experts"]] + [n for n in bank.languages if n in names and n not in entries]
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    config_bytes = _json_bytes(peft_config_dict(bank.spec, backbone.source))
-    for name in names:
-        adir = run_dir / "adapters" / name
-        blob = safetensors_bytes(bank.state_dict_of(name), metadata={"format": "pt"})
-        sha = hashlib.sha256(blob).hexdigest()
-        wfile = adir / WEIGHTS_FILE
-        if not (wfile.exists() and _sha256_file(wfile) == sha):
-            _atomic_write(wfile, blob)
-        if not ((adir / CONFIG_FILE).exists() and (adir / CONFIG_FILE).read_bytes() == config_bytes):
-            _atomic_write(adir / CONFIG_FILE, config_bytes)
-        e = entries.setdefault(name, {"name": name, "path": f"adapters/{name}"})
-        e.update(sha256=sha, parameters=sum(p.numel() for p in bank.parameters_of(name)))
-    for name in order:
-        e = entries[name]
-        prov = dict(provenance[name]) if name in provenance else dict(e.get("provenance") or {})
-        prov.setdefault("created", (e.get("provenance") or {}).get("created", now))
-        e["provenance"] = prov
-    data = {
-        "format": FORMAT, "version": VERSION,
-        "backbone": {"source": backbone.source, "fingerprint": backbone.fingerprint},
-        "lora": bank.spec.to_dict(),
-        "experts": [entries[n] for n in order],
-    }
-    _atomic_write(run_dir / RUN_FILE, _json_bytes(data))
-    return RunInfo(run_dir, data)
-
-
-def load_run(run_dir: str | Path, backbone, languages: list[str] | None = None) -> tuple[LoRABank, RunInfo]:
-    """Inject the run's experts (default: all, in the run's order) into `backbone.model`,
-    after checking the backbone, the spec and every file against lora_whisper.json."""
-    info = read_run(run_dir)
-    if info.backbone_fingerprint != backbone.fingerprint:
-        raise AdapterError(f"{info.path}: backbone fingerprint differs: run made with "
-                           f"{info.backbone_fingerprint[:16]} ({info.backbone_source}), "
-                           f"got {backbone.fingerprint[:16]} ({backbone.source})")
-    spec = info.spec
-    names = info.experts if languages is None else list(languages)
-    for n in names:
-        info.entry(n)
-    weights = {}
-    model = backbone.model
-    from lora_whisper.adapters.model import target_paths
-
-    wrapped = target_paths(model, spec)
-    for name in names:
-        adir = info.adapter_dir(name)
-        rel = adir.relative_to(info.path)
-        label = f"adapter {name!r}"
-        cfg = _read_json(adir / CONFIG_FILE, f"{label}'s peft config")
-        _check_adapter_config(cfg, spec, model, wrapped, label, "run says", exact_targets=True)
-        wfile = adir / WEIGHTS_FILE
-        if not wfile.exists():
-            raise AdapterError(f"{rel / WEIGHTS_FILE}: missing")
-        if _sha256_file(wfile) != info.entry(name)["sha256"]:
-            raise AdapterError(f"{rel / WEIGHTS_FILE}: checksum mismatch (corrupted or modified)")
-        weights[name] = load_file(str(wfile))
-    bank = inject(model, spec)
-    for name in names:
-        bank.load_expert(name, weights[name])
-    return bank, info
-
-
 def load_peft_adapter(bank: LoRABank, name: str, adapter_dir: str | Path) -> int:
     """Import an adapter written by peft (`save_pretrained`) as expert `name` (added if new).
 
@@ -309,9 +119,9 @@ def load_peft_adapter(bank: LoRABank, name: str, adapter_dir: str | Path) -> int
     """
     adir = Path(adapter_dir)
     label = f"peft adapter {str(adir)!r}"
-    cfg = _read_json(adir / CONFIG_FILE, "peft adapter config")
+    cfg = read_json(adir / CONFIG_FILE, "peft adapter config")
     wrapped = list(bank.layers)
-    hits = _check_adapter_config(cfg, bank.spec, bank.model, wrapped, label, "bank has", exact_targets=False)
+    hits = check_adapter_config(cfg, bank.spec, bank.model, wrapped, label, "bank has", exact_targets=False)
     if (adir / WEIGHTS_FILE).exists():
         sd = load_file(str(adir / WEIGHTS_FILE))
     elif (adir / "adapter_model.bin").exists():

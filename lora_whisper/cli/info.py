@@ -6,7 +6,7 @@ import json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("info", help="show a run's experts, parameter counts, backbone and provenance")
-    p.add_argument("run", help="run directory (holds lora_whisper.json)")
+    p.add_argument("run", help="run directory (a bank of experts or a fully fine-tuned model)")
     p.add_argument("--backbone", help="also check this backbone (dir or id) against the run's fingerprint")
     p.set_defaults(func=run)
 
@@ -19,8 +19,11 @@ def _fmt_bytes(n: int) -> str:
 
 
 def run(args) -> int:
-    from lora_whisper.adapters.files import WEIGHTS_FILE, read_run, safetensors_shapes
+    from lora_whisper.adapters.files import WEIGHTS_FILE, safetensors_shapes
+    from lora_whisper.adapters.run import read_meta, read_run, run_kind
 
+    if run_kind(args.run) == "full-model":
+        return _full_model(args, read_meta(args.run))
     info = read_run(args.run)
     spec = info.spec
     print(f"run:       {info.path}")
@@ -60,4 +63,29 @@ def run(args) -> int:
         same = got == info.backbone_fingerprint
         print(f"backbone check: {args.backbone}: {'matches' if same else 'DIFFERS (sha256 ' + got + ')'}")
         return 0 if same else 1
+    return 0
+
+
+def _full_model(args, meta: dict) -> int:
+    """A fully fine-tuned run: one model for all its languages, no experts."""
+    from pathlib import Path
+
+    from lora_whisper.adapters.files import safetensors_shapes
+
+    model = Path(args.run) / meta.get("model", "model")
+    n = 0
+    for f in sorted(model.glob("*.safetensors")):
+        for _, shape in safetensors_shapes(f).values():
+            k = 1
+            for s in shape:
+                k *= s
+            n += k
+    base = meta.get("base_backbone") or {}
+    print(f"run:       {args.run} (full fine-tuning: every weight trained, no experts)")
+    print(f"model:     {model}  {n:,d} params  {_fmt_bytes(4 * n)} fp32")
+    print(f"from:      {base.get('source')}")
+    print(f"           sha256 {base.get('fingerprint')}")
+    print(f"languages: {', '.join(meta.get('languages') or [])}")
+    if meta.get("provenance"):
+        print(f"provenance: {json.dumps(meta['provenance'], sort_keys=True, ensure_ascii=False)}")
     return 0

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lora_whisper.adapters.run import is_run
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.decode import LANGUAGE_MODES, decode_utterances, greedy_options
 from lora_whisper.evaluation.metrics import score_language
@@ -55,7 +56,7 @@ def _comparison(compare: str, system, utterances, language, progress, transcribe
         other.name = "zero-shot"
         return score_system(other, utterances, language, progress)
     path = Path(compare)
-    if (path / "report.json").exists() and not (path / "lora_whisper.json").exists():
+    if (path / "report.json").exists() and not is_run(path):
         # An earlier evaluation's output: reuse its scores if it scored the same utterances.
         old = json.loads((path / "report.json").read_text())
         result = SystemResult.from_summary(old["system"])

@@ -2,7 +2,6 @@
 backbone (zero-shot), each as a Transcriber with a name for the report."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ def load_system(run: str | Path | None = None, backbone: str | None = None, **tr
     No run: the backbone alone (None = embedded whisper-base)."""
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.inference.transcriber import Transcriber
-    from lora_whisper.training.saving import RUN_FILE, run_kind
+    from lora_whisper.adapters.run import backbone_source, run_kind
 
     if run is None:
         bb = load_backbone(backbone)
@@ -33,10 +32,8 @@ def load_system(run: str | Path | None = None, backbone: str | None = None, **tr
 
     run = Path(run)
     kind = run_kind(run)
-    meta = json.loads((run / RUN_FILE).read_text())
-    base = meta["base_backbone"] if kind == "full-model" else meta["backbone"]
     return System(run.name or str(run), kind, load(backbone, run=run, **transcriber_kw), str(run),
-                  base["source"])
+                  backbone_source(run))
 
 
 def zero_shot_of(system: System, **transcriber_kw) -> System:

@@ -30,7 +30,6 @@ Training reuses the loop (`training.loop.fit`) with a plan built here; its worki
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -39,12 +38,12 @@ from typing import Callable
 
 import torch
 
+from lora_whisper.adapters.run import read_meta, run_file, write_meta
 from lora_whisper.errors import UserError
 from lora_whisper.expansion.similarity import Similarity
 
 INITS = ("random", "warm", "moe", "full-ft")
 WORK_DIR = "expansion"
-RUN_FILE = "lora_whisper.json"
 
 
 @dataclass
@@ -64,7 +63,7 @@ class AddLanguageResult:
 # -- checks that need no weights -------------------------------------------------------------
 def _preflight(run: Path, language: str, init: str, out: Path | None, top_k: int,
                learned_gates: bool) -> tuple[dict, Path]:
-    from lora_whisper.adapters.files import read_run
+    from lora_whisper.adapters.run import read_run
     from lora_whisper.adapters.model import check_expert_name
 
     if init not in INITS:
@@ -106,7 +105,7 @@ def _copy_run(src: Path, dst: Path, info_data: dict) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for e in info_data["experts"]:
         shutil.copytree(src / e["path"], dst / e["path"])
-    shutil.copy2(src / RUN_FILE, dst / RUN_FILE)
+    shutil.copy2(run_file(src), run_file(dst))
 
 
 # -- the plan the training loop runs ----------------------------------------------------------
@@ -227,7 +226,8 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
     """
     from safetensors.torch import load_file
 
-    from lora_whisper.adapters.files import WEIGHTS_FILE, load_run, read_run, save_run
+    from lora_whisper.adapters.files import WEIGHTS_FILE
+    from lora_whisper.adapters.run import load_run, read_run, save_run
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.data.batching import durations_of
     from lora_whisper.expansion.guard import ExpertGuard
@@ -336,7 +336,7 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
                              "weights": "own expert 1; top-k similarities renormalised to sum to 1"
                                         + ("; then trained" if learned_gates else "")}
         result.mixture = final_mix
-    staged = json.loads((chosen / RUN_FILE).read_text())["experts"][0]["provenance"]
+    staged = read_meta(chosen)["experts"][0]["provenance"]
     for k in ("step", "dev_error_clipped", "selected"):
         if k in staged:
             provenance[k] = staged[k]
@@ -361,7 +361,7 @@ def _tidy(work: Path) -> None:
     of the weights and the optimizer state, now that the run holds the expert."""
     for name in ("adapters", "final", "checkpoints"):
         shutil.rmtree(work / name, ignore_errors=True)
-    (work / RUN_FILE).unlink(missing_ok=True)
+    run_file(work).unlink(missing_ok=True)
 
 
 def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev, spec, provenance,
@@ -372,7 +372,7 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
     from lora_whisper.expansion.guard import ExpertGuard
     from lora_whisper.training.dev import DevScorer
     from lora_whisper.training.recipes import full_ft
-    from lora_whisper.training.saving import MODEL_DIR
+    from lora_whisper.adapters.run import MODEL_DIR
 
     if getattr(backbone.model, "lora_routing", None) is not None:
         raise UserError("full-ft needs a backbone without adapters injected")
@@ -387,7 +387,7 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
     plan.model.requires_grad_(False).eval()
     # best dev model at work/model, else the final one there; work/final/ is a duplicate
     shutil.move(str(work / MODEL_DIR), str(target / MODEL_DIR))
-    staged = json.loads((work / RUN_FILE).read_text())
+    staged = read_meta(work)
     _tidy(work)  # work/final/ is a duplicate; the checkpoint a full optimizer state (~3x the model)
     for k in ("step", "dev_error_clipped", "selected"):
         if k in staged.get("provenance", {}):
@@ -396,15 +396,13 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
     tuned = load_backbone(str((target / MODEL_DIR).resolve()))
     for e in info.data["experts"]:
         shutil.copytree(run / e["path"], target / e["path"])
-    data_out = json.loads((run / RUN_FILE).read_text())
+    data_out = read_meta(run)
     data_out["backbone"] = {"source": tuned.source, "fingerprint": tuned.fingerprint}
     # Not an expert (the new language decodes with the fine-tuned backbone alone): recorded
     # at the top level; save_run on this run later would drop it, which is harmless.
     data_out["full_ft"] = {"language": language, "from_run": str(run.resolve()),
                            "base_backbone": info.data["backbone"], **provenance}
-    from lora_whisper.adapters.files import _atomic_write, _json_bytes
-
-    _atomic_write(target / RUN_FILE, _json_bytes(data_out))
+    write_meta(target, data_out)
     copied = ExpertGuard(target).before
     original = ExpertGuard(run).before
     if copied != original:

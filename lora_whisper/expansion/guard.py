@@ -2,34 +2,27 @@
 
 `save_run(..., only=[new])` does not write other experts; this guard does not take that on
 trust. Before training it checks that each existing expert's file matches the sha256 that
-lora_whisper.json records (a run already corrupted is refused), and after saving it checks
+the run file records (a run already corrupted is refused), and after saving it checks
 both again, plus the adapter_config.json bytes and the order of the experts. On a mismatch
 the run file is put back as it was and the command fails.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from lora_whisper.adapters.files import CONFIG_FILE, WEIGHTS_FILE
 from lora_whisper.adapters.model import AdapterError
-
-RUN_FILE = "lora_whisper.json"
+from lora_whisper.adapters.run import RUN_FILE, read_run, run_file
+from lora_whisper.atomic import atomic_write_bytes
+from lora_whisper.backbone.load import sha256_file
 
 
 def _sha(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path) if path.exists() else None
 
 
 def expert_fingerprints(run_dir: str | Path) -> dict[str, dict[str, str | None]]:
-    """Per expert: the sha256 recorded in lora_whisper.json, and that of its files on disk."""
-    from lora_whisper.adapters.files import CONFIG_FILE, WEIGHTS_FILE, read_run
-
+    """Per expert: the sha256 recorded in the run file, and that of its files on disk."""
     info = read_run(run_dir)
     out = {}
     for name in info.experts:
@@ -47,7 +40,7 @@ class ExpertGuard:
         if bad:
             raise AdapterError(f"{self.run_dir}: expert(s) {', '.join(bad)} do not match the checksum in "
                                f"{RUN_FILE} (corrupted or modified); refusing to add a language to it")
-        self.run_file = (self.run_dir / RUN_FILE).read_bytes()
+        self.run_file = run_file(self.run_dir).read_bytes()
 
     @property
     def experts(self) -> list[str]:
@@ -70,6 +63,4 @@ class ExpertGuard:
                                f"a language; {RUN_FILE} was restored, the new expert is not registered")
 
     def restore(self) -> None:
-        from lora_whisper.atomic import atomic_write_bytes
-
-        atomic_write_bytes(self.run_dir / RUN_FILE, self.run_file)
+        atomic_write_bytes(run_file(self.run_dir), self.run_file)

@@ -137,7 +137,7 @@ def similarity_for_run(run, data: str, language: str | None = None, max_utteranc
     `language`: the new language's code (a new code Whisper has no token for is fine);
     None when `data` holds one language. Up to `max_utterances`, a seeded random choice.
     """
-    from lora_whisper.adapters.files import read_run
+    from lora_whisper.adapters.run import read_run
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.expansion.sources import read_language, sample
     from lora_whisper.languages import normalize_code

@@ -392,29 +392,11 @@ def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> 
     """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run
     (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
     With a run, `source` overrides where its backbone is found."""
-    if run is None and source is not None and (Path(str(source)) / RUN_FILE).exists():
+    from lora_whisper.adapters.run import is_run, open_run
+
+    if run is None and source is not None and is_run(str(source)):
         run, source = source, None
     if run is None:
         return Transcriber(load_backbone(source), **kwargs)
-    import json
-
-    from lora_whisper.errors import UserError
-
-    run = Path(run)
-    try:
-        meta = json.loads((run / RUN_FILE).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run}: not a run directory (no {RUN_FILE})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{run / RUN_FILE}: not valid JSON ({exc})") from None
-    if meta.get("format") == FULL_MODEL_FORMAT:
-        return Transcriber(load_backbone(str(run / meta.get("model", "model"))), **kwargs)
-    from lora_whisper.adapters.files import load_run
-
-    backbone = load_backbone(source or meta["backbone"]["source"])
-    bank, info = load_run(run, backbone)
+    backbone, bank, info = open_run(run, source)
     return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
-
-
-RUN_FILE = "lora_whisper.json"
-FULL_MODEL_FORMAT = "lora-whisper-full-model"

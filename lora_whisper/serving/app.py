@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from lora_whisper.adapters.run import run_file
 from lora_whisper.serving.batcher import MicroBatcher
 from lora_whisper.serving.cards import model_card, verbose_json
 from lora_whisper.serving.errors import APIError, UploadLimit, error_body
@@ -35,7 +36,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     max_bytes = int(max_upload_mb * 1024 * 1024)
     created = int(time.time())
     if transcriber.run_info is not None:
-        created = int(os.path.getmtime(transcriber.run_info.path / "lora_whisper.json"))
+        created = int(os.path.getmtime(run_file(transcriber.run_info.path)))
     card = model_card(transcriber, model_id, created)
 
     @asynccontextmanager

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lora_whisper.adapters import AdapterError, LoraSpec, inject, load_peft_adapter, load_run, routed, save_run
-from lora_whisper.adapters.files import read_run
+from lora_whisper.adapters.run import read_run
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.backbone.tiny import save_tiny
 

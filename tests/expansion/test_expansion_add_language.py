@@ -114,7 +114,7 @@ def test_moe_top_k_one_and_more_than_the_run_has(base_run, corpus, fast):
 
 
 def test_learned_gates_equal_the_stored_mixture_and_move(base_run, corpus, fast):
-    from lora_whisper.adapters.files import load_run
+    from lora_whisper.adapters.run import load_run
     from lora_whisper.backbone.forward import decoder_logits, encode
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.expansion.gates import LearnedGates
@@ -166,7 +166,7 @@ def test_existing_experts_bitwise_unchanged(base_run, corpus, fast, digest):
         now = _weights(base_run, n)
         assert all(torch.equal(now[k], before_tensors[n][k]) for k in now)
     # and the loader still verifies every checksum
-    from lora_whisper.adapters.files import load_run
+    from lora_whisper.adapters.run import load_run
     from lora_whisper.backbone.load import load_backbone
 
     bank, info = load_run(base_run, load_backbone(info_source(base_run)))
@@ -264,7 +264,7 @@ def test_refuses_a_run_whose_expert_was_modified(base_run, corpus, fast):
 
 def test_guard_restores_the_run_file_when_an_old_expert_is_written(base_run, corpus, fast, monkeypatch):
     """If saving ever rewrote an old expert, the command fails and the run file is put back."""
-    import lora_whisper.adapters.files as files
+    import lora_whisper.adapters.run as files
 
     real = files.save_run
 

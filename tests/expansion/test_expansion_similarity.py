@@ -58,7 +58,7 @@ def test_refuses_nothing_to_rank():
 def test_uses_the_bare_backbone_even_with_adapters_injected(base_run, corpus):
     """The probabilities are those of Whisper alone: the same with the run's (nonzero)
     experts loaded into the model as without them."""
-    from lora_whisper.adapters.files import load_run, read_run
+    from lora_whisper.adapters.run import load_run, read_run
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.expansion.similarity import similarity_for_run
 

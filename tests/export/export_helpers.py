@@ -8,7 +8,7 @@ from pathlib import Path
 def make_run(backbone, run_dir: Path, std: float, seed: int = 0) -> Path:
     """Inject experts into `backbone.model` (which then carries them) and save the run."""
     from lora_whisper.adapters.config import LoraSpec
-    from lora_whisper.adapters.files import save_run
+    from lora_whisper.adapters.run import save_run
     from lora_whisper.adapters.model import inject, perturb_experts
 
     bank = inject(backbone.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en", "pl"], seed=seed)

@@ -102,7 +102,7 @@ def test_cli_export(tiny_export_run, tmp_path, capsys):
 
 def test_shared_lora_run_exports_its_one_expert_for_any_language(tiny, tmp_path):
     from lora_whisper.adapters.config import LoraSpec
-    from lora_whisper.adapters.files import save_run
+    from lora_whisper.adapters.run import save_run
     from lora_whisper.adapters.model import inject
 
     bank = inject(tiny.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["shared"], seed=0)

@@ -18,7 +18,7 @@ GREEDY = dict(temperatures=(0.0,), max_new_tokens=8, compression_ratio_threshold
 
 def make_run(backbone_dir: Path, run_dir: Path, seed: int = 0, std: float = 0.05) -> Path:
     from lora_whisper.adapters.config import LoraSpec
-    from lora_whisper.adapters.files import save_run
+    from lora_whisper.adapters.run import save_run
     from lora_whisper.adapters.model import inject, perturb_experts
     from lora_whisper.backbone.load import load_backbone
 
