@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lora_whisper.adapters.run import is_run
+from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.decode import LANGUAGE_MODES, decode_utterances, greedy_options
 from lora_whisper.evaluation.metrics import score_language
@@ -30,8 +31,6 @@ def select_utterances(data: str, languages=None, max_per_language: int | None = 
                             f"(it has {', '.join(sorted(present))})")
         utts = [u for u in utts if u.language in wanted]
     if max_per_language:
-        from lora_whisper.training.data import subsample
-
         utts = subsample(utts, max_per_language, seed)
     return utts
 

@@ -5,12 +5,12 @@ does not know, a missing file) fails here, with the counts it found.
 """
 from __future__ import annotations
 
-import random
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from lora_whisper.data.sampling import subsample
 from lora_whisper.data.utterance import Utterance
 from lora_whisper.errors import UserError
 
@@ -26,21 +26,6 @@ class RunData:
 def _counts(utts: Sequence[Utterance]) -> str:
     c = Counter(u.language for u in utts)
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: str(kv[0]))) or "none"
-
-
-def subsample(utts: list[Utterance], per_language: int | None, seed: int) -> list[Utterance]:
-    """At most `per_language` utterances of each language, a seeded random choice kept in
-    source order (the first N of a corpus are often one speaker)."""
-    if per_language is None:
-        return utts
-    rng = random.Random(seed)
-    by_lang: dict[str, list[int]] = {}
-    for i, u in enumerate(utts):
-        by_lang.setdefault(u.language, []).append(i)
-    keep = set()
-    for idx in by_lang.values():
-        keep.update(idx if len(idx) <= per_language else rng.sample(idx, per_language))
-    return [u for i, u in enumerate(utts) if i in keep]
 
 
 def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str], vocab,
