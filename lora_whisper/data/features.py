@@ -48,6 +48,11 @@ def frames_for(n_samples: int) -> int:
 # or stop after one word (measured on 32 espeak test clips in 4 languages: WER 98.8% with no
 # tail, 46.4% with 1 s, 49.6% padded to 30 s at 3x the time). One second restores the cue.
 TAIL_SECONDS = 1.0
+# The bare backbone on real recorded speech needs more: with 1 s, whisper-base wrote 16 of 37
+# real far-field English commands again and again (benchmarks/real_speech.py); with 5 s none
+# looped and the error fell to faster-whisper's at 30 s padding (25.6% vs 26.7%; 3 s: 9 loops,
+# 10 s or 20 s: no better than 5 s). Our experts are trained, and decoded, with TAIL_SECONDS.
+BACKBONE_TAIL_SECONDS = 5.0
 
 
 def log_mel(
@@ -55,13 +60,14 @@ def log_mel(
     n_mels: int = 80,
     pad_30s: bool = False,
     max_frames: int = N_FRAMES_30S,
-    tail_seconds: float = TAIL_SECONDS,
+    tail_seconds: float | list[float] = TAIL_SECONDS,
     context: list[np.ndarray] | None = None,
     level: list[float | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch of 16 kHz mono float clips -> (features [B, n_mels, T], frame lengths [B]).
 
-    Each row keeps its real length plus `tail_seconds` of silence; T is the longest row's frame
+    Each row keeps its real length plus `tail_seconds` of silence (one value, or one per row);
+    T is the longest row's frame
     count (or 3000 with `pad_30s`); shorter rows are padded with the features of silence,
     exactly as Whisper pads with zeros before the STFT (and the encoder masks them).
     Clips longer than 30 s are cut to `max_frames`: long-form audio is windowed by the caller.
@@ -81,8 +87,9 @@ def log_mel(
     waves = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in audios]
     if context is not None:
         return _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds, level)
-    tail = int(round(tail_seconds * SAMPLE_RATE))
-    lengths = torch.tensor([min(frames_for(len(w) + tail), max_frames) for w in waves])
+    tails = tail_seconds if isinstance(tail_seconds, (list, tuple)) else [tail_seconds] * len(waves)
+    lengths = torch.tensor([min(frames_for(len(w) + int(round(t * SAMPLE_RATE))), max_frames)
+                            for w, t in zip(waves, tails)])
     T = max_frames if pad_30s else int(lengths.max())
     n = T * HOP_LENGTH
     batch = torch.zeros(len(waves), n)
@@ -124,7 +131,8 @@ def _log_mel_with_context(waves, context, n_mels, max_frames, tail_seconds, leve
         k = len(c) // HOP_LENGTH
         c = c[len(c) - k * HOP_LENGTH:]
         f, n = log_mel([np.concatenate([c, w.numpy()])], n_mels, max_frames=max_frames + k,
-                       tail_seconds=tail_seconds, level=None if level is None else [level[i]])
+                       tail_seconds=tail_seconds[i] if isinstance(tail_seconds, (list, tuple)) else tail_seconds,
+                       level=None if level is None else [level[i]])
         feats.append(f[0, :, k:k + max_frames])
         lens.append(min(int(n[0]) - k, max_frames))
     T = max(lens)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from lora_whisper.backbone.load import Backbone, load_backbone
-from lora_whisper.data.features import CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
+from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
+                                         TAIL_SECONDS, log_mel, loudness)
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
 from lora_whisper.inference.longform import Cursor, split_segments
 from lora_whisper.inference.loops import guard
@@ -62,7 +63,7 @@ def _shared_expert(run_info) -> str | None:
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
-                 compute_type: str = "float32"):
+                 compute_type: str = "float32", backbone_tail_seconds: float = BACKBONE_TAIL_SECONDS):
         from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 
         if compute_type not in COMPUTE_TYPES:
@@ -76,6 +77,9 @@ class Transcriber:
         self.bank = bank
         self.run_info = run_info
         self.pad_30s = pad_30s
+        # Silence after a short clip: rows with an expert get what it was trained with, rows on
+        # the bare backbone what Whisper needs to end (data/features.py).
+        self.backbone_tail_seconds = backbone_tail_seconds
         self.batch_size = batch_size
         self.options = options
         self.loops_redecoded = 0   # short-clip rows re-decoded by the loop guard (all calls)
@@ -118,13 +122,22 @@ class Transcriber:
 
     # -- features ----------------------------------------------------------------------------------
     def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None,
-                  level: list[float | None] | None = None, silence_to_30s: bool = False):
-        """Real-length features with a 1 s silence tail; `silence_to_30s`: silence up to 30 s
-        after each clip, as Whisper pads a long file's last window."""
+                  level: list[float | None] | None = None, silence_to_30s: bool = False,
+                  languages: Sequence[str | None] | None = None):
+        """Real-length features with a silence tail: 1 s (TAIL_SECONDS), or for the rows of
+        `languages` that go to the bare backbone `backbone_tail_seconds`; `silence_to_30s`:
+        silence up to 30 s after each clip, as Whisper pads a long file's last window."""
         if self.pad_30s:
             context = None  # classic 30 s padding: Whisper's own per-window features
-        tail = {"tail_seconds": CHUNK_SECONDS} if silence_to_30s else {}
-        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level, **tail)
+        if silence_to_30s:
+            tail = CHUNK_SECONDS
+        elif languages is not None:
+            tail = [TAIL_SECONDS if self.mixture_for(lang) is not None else self.backbone_tail_seconds
+                    for lang in languages]
+        else:
+            tail = TAIL_SECONDS
+        feats, lens = log_mel(clips, self.backbone.n_mels, pad_30s=self.pad_30s, context=context, level=level,
+                              tail_seconds=tail)
         device = next(self.model.parameters()).device   # dtype: encode() casts to the encoder's
         return feats.to(device), lens.to(device)
 
@@ -279,7 +292,8 @@ class Transcriber:
             # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
             # the compression-ratio fallback then runs on the padded re-decode only.
             first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
-            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], first)
+            langs = [job.outs[i].language for i in idx]
+            results = self._decode(self._features(clips, languages=langs), langs, first)
             self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
             for i, clip, res in zip(idx, clips, results):
                 out = job.outs[i]
@@ -399,4 +413,6 @@ def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> 
     if run is None:
         return Transcriber(load_backbone(source), **kwargs)
     backbone, bank, info = open_run(run, source)
+    if bank is None:   # a full fine-tune: every weight was trained with TAIL_SECONDS
+        kwargs.setdefault("backbone_tail_seconds", TAIL_SECONDS)
     return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
