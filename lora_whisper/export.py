@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
+from lora_whisper.backbone.load import EXPORT_FILE
 from lora_whisper.errors import UserError
 
 FORMATS = ("hf", "ct2")
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16")
-EXPORT_FILE = "lora_whisper_export.json"
 
 
 class ExportError(UserError):

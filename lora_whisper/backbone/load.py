@@ -29,6 +29,10 @@ class BackboneError(UserError):
     pass
 
 
+# Written by `lora-whisper export` beside the merged weights (what was merged, from which run).
+EXPORT_FILE = "lora_whisper_export.json"
+
+
 @dataclass
 class Backbone:
     model: WhisperForConditionalGeneration
@@ -36,6 +40,12 @@ class Backbone:
     source: str          # what the user asked for (embedded id, path, hub id)
     fingerprint: str     # sha256 of the weights: adapters record it and refuse another backbone
     local_dir: Path      # a transformers directory holding these weights (for export / peft)
+
+    @property
+    def exported(self) -> bool:
+        """Weights our training changed (an expert merged in by `lora-whisper export`): they
+        were trained on our real-length inputs, not on Whisper's 30 s windows."""
+        return (self.local_dir / EXPORT_FILE).is_file()
 
     @property
     def config(self) -> WhisperConfig:

@@ -63,7 +63,7 @@ def _shared_expert(run_info) -> str | None:
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
-                 compute_type: str = "float32", backbone_tail_seconds: float = BACKBONE_TAIL_SECONDS):
+                 compute_type: str = "float32", backbone_tail_seconds: float | None = None):
         from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 
         if compute_type not in COMPUTE_TYPES:
@@ -78,7 +78,10 @@ class Transcriber:
         self.run_info = run_info
         self.pad_30s = pad_30s
         # Silence after a short clip: rows with an expert get what it was trained with, rows on
-        # the bare backbone what Whisper needs to end (data/features.py).
+        # the bare backbone what Whisper needs to end (data/features.py); an exported expert
+        # (merged into the weights) is decoded as the routed run decodes it.
+        if backbone_tail_seconds is None:
+            backbone_tail_seconds = TAIL_SECONDS if backbone.exported else BACKBONE_TAIL_SECONDS
         self.backbone_tail_seconds = backbone_tail_seconds
         self.batch_size = batch_size
         self.options = options
