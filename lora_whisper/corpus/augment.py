@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-SAMPLE_RATE = 16000
+from lora_whisper.audio import SAMPLE_RATE
 
 
 def draw(rng: np.random.Generator) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from filelock import FileLock, Timeout
 
 from lora_whisper.corpus import augment as aug
 from lora_whisper.corpus.rng import rng_for
@@ -320,16 +321,10 @@ def build_corpus(
 def _exclusive(out: Path):
     """One build per directory: a second one would delete the first one's temp files."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, builds into one directory must not overlap
-        yield
-        return
-    with open(out / ".build.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise UserError(f"another corpus build is writing {out}") from exc
-        yield
+        with FileLock(out / ".build.lock", blocking=False):
+            yield
+    except Timeout:
+        raise UserError(f"another corpus build is writing {out}") from None
 
 
 def _build_locked(out: Path, langs: list[str], plan: list[dict], params: dict, jobs: int,

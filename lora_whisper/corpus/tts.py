@@ -15,9 +15,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from lora_whisper.audio import SAMPLE_RATE
 from lora_whisper.errors import UserError
-
-SAMPLE_RATE = 16000
 
 
 class Engine(Protocol):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from lora_whisper.adapters.routing import routed
 from lora_whisper.backbone.forward import decoder_hidden, decoder_logits, encode
+from lora_whisper.data.batching import IGNORE_INDEX
 from lora_whisper.errors import UserError
 from lora_whisper.training import checkpoint as ckpt
 from lora_whisper.training.distributed import World, all_reduce_sum, barrier, sum_gradients
@@ -34,7 +35,6 @@ from lora_whisper.training.metrics_log import MetricsLog
 from lora_whisper.training.saving import save_plan
 from lora_whisper.training.schedule import default_warmup, make_scheduler
 
-IGNORE_INDEX = -100
 FINAL_DIR = "final"
 FIT_FILE = "fit.json"   # how the run ended: steps used, best dev step, early stop
 

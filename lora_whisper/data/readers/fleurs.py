@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from lora_whisper.audio import SAMPLE_RATE
 from lora_whisper.data.readers._common import language_from_path
 from lora_whisper.data.utterance import BadRow, DataError, Utterance
 
 SPLITS = ("train", "dev", "test")
-SAMPLE_RATE = 16000
 
 
 def looks_like_fleurs_tsv(path: Path) -> bool:
