@@ -37,10 +37,29 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 
-from lora_whisper.adapters.run import read_meta, run_file, write_meta
+from lora_whisper.adapters import run as rundir   # module access: tests patch rundir.save_run
+from lora_whisper.adapters.files import WEIGHTS_FILE
+from lora_whisper.adapters.model import check_expert_name
+from lora_whisper.adapters.routing import Routing
+from lora_whisper.adapters.run import MODEL_DIR, load_run, read_meta, read_run, run_file, write_meta
+from lora_whisper.backbone.load import load_backbone
+from lora_whisper.config import TrainConfig
+from lora_whisper.data.batching import durations_of
 from lora_whisper.errors import UserError
-from lora_whisper.expansion.similarity import Similarity
+from lora_whisper.evaluation.metrics import macro_average
+from lora_whisper.expansion.gates import LearnedGates
+from lora_whisper.expansion.guard import ExpertGuard
+from lora_whisper.expansion.similarity import Similarity, language_similarity, lid_languages
+from lora_whisper.expansion.sources import read_language, relabel, sample
+from lora_whisper.languages import normalize_code
+from lora_whisper.training import distributed
+from lora_whisper.training.data import RunData
+from lora_whisper.training.dev import DevScorer
+from lora_whisper.training import loop as training_loop   # module access: tests spy on training_loop.fit
+from lora_whisper.training.recipes import Plan, full_ft
+from lora_whisper.training.run import resolve
 
 INITS = ("random", "warm", "moe", "full-ft")
 WORK_DIR = "expansion"
@@ -63,9 +82,6 @@ class AddLanguageResult:
 # -- checks that need no weights -------------------------------------------------------------
 def _preflight(run: Path, language: str, init: str, out: Path | None, top_k: int,
                learned_gates: bool) -> tuple[dict, Path]:
-    from lora_whisper.adapters.run import read_run
-    from lora_whisper.adapters.model import check_expert_name
-
     if init not in INITS:
         raise UserError(f"unknown --init {init!r}; valid: {', '.join(INITS)}")
     info = read_run(run)  # refuses a missing or malformed run
@@ -111,15 +127,10 @@ def _copy_run(src: Path, dst: Path, info_data: dict) -> None:
 # -- the plan the training loop runs ----------------------------------------------------------
 def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, float] | None,
                learned_gates: bool):
-    from lora_whisper.adapters.routing import Routing
-    from lora_whisper.training.recipes import Plan
-
     bank.set_trainable([language])
     e = bank.index(language)
     gates = None
     if init == "moe" and learned_gates:
-        from lora_whisper.expansion.gates import LearnedGates
-
         gates = LearnedGates(bank, {k: v for k, v in mixture.items() if k != language})
     weights = None
     if init == "moe" and not learned_gates:
@@ -159,8 +170,6 @@ class _DevScorer:
     gates move; the loop keeps the adapters of the best evaluation, we keep its gates)."""
 
     def __init__(self, plan, utterances, config, mixture_fn, gates):
-        from lora_whisper.training.dev import DevScorer
-
         plan.run_info = _MixtureInfo(mixture_fn)
         self.inner = DevScorer(plan, utterances, config.eval_batch_size, config.eval_max_new_tokens)
         self.mixture_fn = mixture_fn
@@ -168,8 +177,6 @@ class _DevScorer:
         self.history: list[tuple[float, dict[str, float]]] = []
 
     def __call__(self):
-        from lora_whisper.evaluation.metrics import macro_average
-
         if self.gates is not None:
             self.gates.active = False  # dev decoding routes the mixture itself
         mix = self.mixture_fn()
@@ -187,18 +194,12 @@ class _DevScorer:
 
 def _train_config(base_spec, backbone_source: str, recipe: str, prompt: str, work: Path,
                   train_data: str, dev: str | None, overrides: dict):
-    from lora_whisper.config import TrainConfig
-
     cfg = TrainConfig(data=str(train_data), dev=dev, languages=(prompt,), out=str(work),
                       backbone=backbone_source, recipe=recipe, lora=base_spec)
     return cfg.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _fit(plan, data, config, work: Path, scorer):
-    from lora_whisper.training import distributed
-    from lora_whisper.training.loop import fit
-    from lora_whisper.training.run import resolve
-
     world = distributed.World(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     config = resolve(config, world.device)
     if work.exists():
@@ -206,7 +207,7 @@ def _fit(plan, data, config, work: Path, scorer):
     work.mkdir(parents=True)
     config.save(work / "train_config.toml")
     plan.model.to(world.device)
-    return fit(plan, data, config, work, world, dev_scorer=scorer), config
+    return training_loop.fit(plan, data, config, work, world, dev_scorer=scorer), config
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -224,18 +225,6 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
     `backbone`: a loaded Backbone to use (it is modified: adapters are injected or, for
     full-ft, its weights trained); default: the run's backbone.
     """
-    from safetensors.torch import load_file
-
-    from lora_whisper.adapters.files import WEIGHTS_FILE
-    from lora_whisper.adapters.run import load_run, read_run, save_run
-    from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.data.batching import durations_of
-    from lora_whisper.expansion.guard import ExpertGuard
-    from lora_whisper.expansion.similarity import language_similarity, lid_languages
-    from lora_whisper.expansion.sources import read_language, relabel, sample
-    from lora_whisper.languages import normalize_code
-    from lora_whisper.training.data import RunData
-
     say = (lambda *a, **k: None) if log is None else (lambda *a, **k: log(*a, file=sys.stderr, **k))
     train = dict(train or {})
     run, out = Path(run), (Path(out) if out is not None else None)
@@ -347,7 +336,7 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
         now = bank.state_dict_of(n)
         if any(not torch.equal(sd_before[k], now[k]) for k in sd_before):
             raise UserError(f"internal error: expert {n!r} changed in memory during training; not saving")
-    save_run(target, bank, backbone, provenance={language: provenance}, only=[language])
+    rundir.save_run(target, bank, backbone, provenance={language: provenance}, only=[language])
     guard.check()
     _tidy(work)
     result.steps, result.best_error, result.provenance = fitted.steps, fitted.best_error, provenance
@@ -368,12 +357,6 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
              result, say) -> AddLanguageResult:
     """Fine-tune every weight on the new language (bare rows); OUT = fine-tuned Whisper + the
     original experts copied byte for byte."""
-    from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.expansion.guard import ExpertGuard
-    from lora_whisper.training.dev import DevScorer
-    from lora_whisper.training.recipes import full_ft
-    from lora_whisper.adapters.run import MODEL_DIR
-
     if getattr(backbone.model, "lora_routing", None) is not None:
         raise UserError("full-ft needs a backbone without adapters injected")
     plan = full_ft(backbone, [prompt])
