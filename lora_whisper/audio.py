@@ -153,10 +153,21 @@ def _decode_ffmpeg(name: str, data: bytes | None) -> tuple[np.ndarray, int]:
     return np.frombuffer(proc.stdout, np.float32).reshape(-1, 1), SAMPLE_RATE
 
 
+def check_finite(samples: np.ndarray, name: str, offset: int = 0, sample_rate: int = SAMPLE_RATE) -> None:
+    """Refuse NaN/inf samples (a float WAV can hold them): they would poison every feature,
+    the language ID and a whole decode batch, or a training loss, far from the cause."""
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) + offset
+        raise AudioError(name, f"contains NaN or infinite samples (first at {first / sample_rate:.2f} s); "
+                               f"re-export it with finite values")
+
+
 def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.ndarray:
     samples, sr = decoded
     if samples.size == 0:
         raise AudioError(name, "contains no audio samples (zero length)")
+    check_finite(samples, name, sample_rate=sr)
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if sr != sample_rate:
         import soxr
@@ -259,6 +270,7 @@ class AudioStream:
         except Exception as exc:  # noqa: BLE001  (libsndfile/FFmpeg errors part-way through)
             at = self._decoded / self.sample_rate
             raise AudioError(self.name, f"corrupt after {at:.1f} s ({' '.join(str(exc).split())})") from None
+        check_finite(block, self.name, sample_rate=sr, offset=int(self._decoded * sr / self.sample_rate))
         mono = np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32)
         if sr == self.sample_rate:
             return mono
