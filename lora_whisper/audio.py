@@ -21,6 +21,11 @@ from lora_whisper.errors import UserError
 SAMPLE_RATE = 16000
 
 
+class AudioWarning(UserWarning):
+    """Audio that decodes but not as its header promised (a truncated WAV); the CLI prints
+    these as one `warning:` line."""
+
+
 class AudioError(UserError):
     """An input that cannot be turned into audio; the message names the input and why."""
 
@@ -95,8 +100,9 @@ def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, i
     """-> (samples [n, channels] float32, sample rate), trying each decoder in turn."""
     reasons = []
     try:
-        samples, sr = sf.read(opener(), dtype="float32", always_2d=True)
-        return samples, sr
+        with sf.SoundFile(opener()) as f:
+            _warn_if_truncated(name, f)
+            return f.read(dtype="float32", always_2d=True), f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         # "Error opening '<path>': Format not recognised." - the path is already in ours
         reasons.append(str(exc).split("': ", 1)[-1].rstrip("."))
@@ -113,6 +119,20 @@ def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, i
         except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
             reasons.append(str(exc))
     raise AudioError(name, f"not audio or corrupt ({reasons[0]})")
+
+
+def _warn_if_truncated(name: str, f: "sf.SoundFile") -> None:
+    """libsndfile decodes a cut-off WAV up to where it stops and notes the header's claim
+    ("data : 32000 (should be 15978)"); say so rather than transcribe half a file silently."""
+    import re
+    import warnings
+
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info or "", re.M)
+    if m and 0 < int(m.group(2)) < int(m.group(1)) and f.samplerate > 0:
+        present = f.frames / f.samplerate
+        declared = present * int(m.group(1)) / int(m.group(2))
+        warnings.warn(AudioWarning(f"{name}: truncated file: {present:.2f} s present of the {declared:.2f} s "
+                                   f"its header declares; decoding what is there"), stacklevel=3)
 
 
 class _NoAudioStream(Exception):
@@ -220,6 +240,7 @@ class AudioStream:
             sf_reason = self._sf_refused = str(exc).split("': ", 1)[-1].rstrip(".")
         else:
             self._closers.append(f.close)
+            _warn_if_truncated(self.name, f)
             return self._sf_blocks(f)
         try:
             import av

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type
+from lora_whisper.cli._options import add_compute_type, port_number, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -14,16 +14,16 @@ def register(sub) -> None:
     src.add_argument("--run", default=None, help="a trained run directory")
     src.add_argument("--backbone", default=None, help="a bare Whisper dir (default: embedded whisper-base)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--api-key", default=os.environ.get("LORA_WHISPER_API_KEY"),
                    help="require 'Authorization: Bearer KEY' (default: $LORA_WHISPER_API_KEY, else none)")
     p.add_argument("--model-name", default=None, help="model id clients send (default: the run's directory name)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0)
-    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together (1 = one at a time)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=25.0)
+    p.add_argument("--max-batch", type=positive_int, default=8, help="requests decoded together (1 = one at a time)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0,
                    help="how long the first request waits for others to join its batch")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)

@@ -229,7 +229,6 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
 
     from lora_whisper.adapters.files import WEIGHTS_FILE, load_run, read_run, save_run
     from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.data.batching import durations_of
     from lora_whisper.expansion.guard import ExpertGuard
     from lora_whisper.expansion.similarity import language_similarity, lid_languages
     from lora_whisper.expansion.sources import read_language, relabel, sample
@@ -282,7 +281,15 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
 
     train_rows = relabel(train_utts, prompt)
     dev_rows = relabel(dev_utts, prompt) if dev_utts else []
-    rd = RunData([prompt], train_rows, dev_rows, durations_of(train_rows))
+    from lora_whisper.training.screen import screen
+
+    checked = screen(train_rows, backbone.vocab)   # skip undecodable clips and overlong texts, with a count
+    if checked.skipped:
+        say(checked.note("training", len(train_rows)))
+    if not checked.kept:
+        raise UserError(f"no usable training utterances for {language} in {data} "
+                        f"({checked.note('training', len(train_rows))[len('note: '):]})")
+    rd = RunData([prompt], checked.kept, dev_rows, checked.durations)
     recipe = "full-ft" if init == "full-ft" else "lora-whisper"  # the loop's defaults (lr) per kind
     spec = info.spec
 

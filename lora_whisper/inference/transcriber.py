@@ -435,9 +435,9 @@ def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> 
         return Transcriber(load_backbone(source), **kwargs)
     import json
 
-    from lora_whisper.errors import UserError
-
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"{run}: is a file; --run takes a run directory (it holds {RUN_FILE})")
     try:
         meta = json.loads((run / RUN_FILE).read_text())
     except FileNotFoundError:
