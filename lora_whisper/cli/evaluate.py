@@ -53,4 +53,8 @@ def run_evaluate(args) -> int:
                              progress=sys.stderr.isatty(), compute_type=args.compute_type)
     print(paths["md"].read_text())
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
-    return 0
+    skipped = report["settings"].get("skipped_undecodable") or []
+    if skipped:
+        print(f"{len(skipped)} utterance(s) could not be decoded and are not scored (listed in the report)",
+              file=sys.stderr)
+    return 1 if skipped else 0

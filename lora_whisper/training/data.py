@@ -23,6 +23,24 @@ class RunData:
     dev: list[Utterance]
     durations: list[float]          # per training utterance, seconds
 
+    def fingerprint(self) -> str:
+        """sha256 of what training reads: each row's id, language, text, measured duration and
+        audio file size, and the dev rows. A resume compares it with its checkpoint's."""
+        import hashlib
+        import json
+        import os
+
+        def size(u):
+            try:
+                return os.path.getsize(u.audio)
+            except (OSError, TypeError):
+                return None
+
+        rows = [[u.id, u.language, u.text, round(d, 3), size(u)] for u, d in zip(self.train, self.durations)]
+        dev = [[u.id, u.language, u.text, size(u)] for u in self.dev]
+        blob = json.dumps({"languages": self.languages, "train": rows, "dev": dev}, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
 
 def _counts(utts: Sequence[Utterance]) -> str:
     c = Counter(u.language for u in utts)
