@@ -66,11 +66,46 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[str, list[int]]]:
-    """name -> (dtype, shape) from the file's header alone (no tensor data read)."""
+    """name -> (dtype, shape) from the file's header alone (no tensor data read); a header
+    that is cut off or not JSON is an AdapterError naming the file."""
+    path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    return {k: (v["dtype"], v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        if size < 8 or not 2 <= n <= size - 8:
+            raise AdapterError(f"{path}: corrupt safetensors header (declares {n} bytes in a {size}-byte file)")
+        try:
+            header = json.loads(f.read(n))
+            return {k: (v["dtype"], list(v["shape"])) for k, v in header.items() if k != "__metadata__"}
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise AdapterError(f"{path}: corrupt safetensors header ({type(exc).__name__})") from None
+
+
+def verify_expert(info: "RunInfo", name: str) -> str | None:
+    """Why an expert's weights cannot be trusted (missing, checksum, corrupt header), or None."""
+    wfile = info.adapter_dir(name) / WEIGHTS_FILE
+    rel = wfile.relative_to(info.path)
+    if not wfile.is_file():
+        return f"{rel}: missing"
+    if _sha256_file(wfile) != info.entry(name).get("sha256"):
+        return f"{rel}: checksum mismatch (corrupted or modified since it was saved)"
+    try:
+        safetensors_shapes(wfile)
+    except AdapterError as exc:
+        return str(exc)
+    return None
+
+
+def unrouted_experts(info: "RunInfo", languages: Iterable[str]) -> list[str]:
+    """Experts no input can reach: not a language code the backbone knows, no declared
+    prompt_language, not the route-all expert and in no language's mixture (typically an
+    expert renamed by hand). Its weights are loaded but never used."""
+    known = set(languages)
+    reachable = [n for n in info.experts if n in known or info.provenance(n).get("prompt_language")]
+    used = set(reachable) | {n for n in info.experts if info.provenance(n).get("route_all")}
+    for n in reachable:
+        used.update(info.mixture(n) or {})
+    return [n for n in info.experts if n not in used]
 
 
 # -- peft's adapter_config.json ---------------------------------------------------------

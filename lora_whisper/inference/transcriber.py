@@ -450,6 +450,14 @@ def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> 
 
     backbone = load_backbone(source or meta["backbone"]["source"])
     bank, info = load_run(run, backbone)
+    from lora_whisper.adapters.files import unrouted_experts
+
+    lost = unrouted_experts(info, backbone.vocab.languages)
+    if lost:
+        import warnings
+
+        warnings.warn(f"{run}: expert(s) {', '.join(lost)} match no language code of the backbone and "
+                      f"declare no prompt_language: nothing is routed to them", stacklevel=2)
     return Transcriber(backbone, bank=bank, run_info=info, **kwargs)
 
 

@@ -122,7 +122,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         if response_format == "json":
             return {"text": t.text}
         if response_format == "verbose_json":
-            return verbose_json(t, model_id, transcriber.mixture_for(t.language))
+            return verbose_json(t, model_id, transcriber.mixture_for(t.language), transcriber.bank is not None)
         if response_format == "text":
             return PlainTextResponse(t.text)
         from lora_whisper.inference.formats import render
