@@ -192,7 +192,8 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
         _stop_spent(logits, rows, budget, step, vocab.eot)
         if temperature > 0:
             probs = F.softmax(logits / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            # One generator per row: a row's samples do not depend on which rows share its batch.
+            nxt = torch.cat([torch.multinomial(probs[j], 1, generator=generator[r]) for j, r in enumerate(rows)])
         else:
             nxt = logits.argmax(-1)
         lp = F.log_softmax(logits, dim=-1).gather(1, nxt[:, None]).squeeze(1)
@@ -304,7 +305,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         budget = None if rate is None else [int(8 + rate * n * TIME_PRECISION) for n in max_index]
         results: list[DecodeResult | None] = [None] * B
         todo = list(range(B))
-        generator = torch.Generator().manual_seed(options.seed)
+        # Per row and seeded alike: identical inputs sample identically, whatever the batch.
+        generators = [torch.Generator().manual_seed(options.seed) for _ in range(B)]
         for t_i, temperature in enumerate(options.temperatures):
             idx = torch.tensor(todo)
             router.reset()
@@ -318,7 +320,7 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
                                               router, sub_rules, sub_budget)
             else:
                 toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                                   router, generator, sub_rules, sub_budget)
+                                                   router, [generators[i] for i in todo], sub_rules, sub_budget)
             last = t_i == len(options.temperatures) - 1
             retry = []
             for row, t, lp, ns in zip(todo, toks, lps, nsp):
