@@ -53,11 +53,25 @@ def _check_file(path: str | os.PathLike) -> str:
     return name
 
 
-def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode an in-memory file (an HTTP upload, an embedded dataset column)."""
+class AudioTooLong(AudioError):
+    """More seconds of audio than allowed (a small compressed upload can hold hours)."""
+
+
+def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE,
+                 max_seconds: float | None = None) -> np.ndarray:
+    """Decode an in-memory file (an HTTP upload, an embedded dataset column). With
+    `max_seconds`, longer audio is refused from the header where it tells, else as soon as
+    decoding passes the limit (never after decoding hours of it)."""
     if not data:
         raise AudioError(name, "empty file (0 bytes)")
-    return _finish(_decode(name, lambda: io.BytesIO(data), data=data), name, sample_rate)
+    if max_seconds is not None:
+        seconds = _header_seconds(io.BytesIO(data))
+        if seconds is not None and seconds > max_seconds:
+            raise AudioTooLong(name, f"{seconds:.1f} s of audio; the limit is {max_seconds:g} s per request")
+    audio = _finish(_decode(name, lambda: io.BytesIO(data), data=data, max_seconds=max_seconds), name, sample_rate)
+    if max_seconds is not None and len(audio) > max_seconds * sample_rate:
+        raise AudioTooLong(name, f"{len(audio) / sample_rate:.1f} s of audio; the limit is {max_seconds:g} s per request")
+    return audio
 
 
 def audio_duration(path: str | os.PathLike) -> float:
@@ -66,10 +80,10 @@ def audio_duration(path: str | os.PathLike) -> float:
     return seconds if seconds is not None else len(load_audio(path)) / SAMPLE_RATE
 
 
-def _header_seconds(path: str | os.PathLike) -> float | None:
+def _header_seconds(path) -> float | None:
     """Frames / rate from libsndfile's reading of the header; None if it cannot say."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(path if isinstance(path, io.IOBase) else str(path))
         if info.frames > 0 and info.samplerate > 0:
             return info.frames / info.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
@@ -96,7 +110,7 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE,
     return path
 
 
-def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, int]:
+def _decode(name: str, opener, data: bytes | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """-> (samples [n, channels] float32, sample rate), trying each decoder in turn."""
     reasons = []
     try:
@@ -113,7 +127,11 @@ def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, i
             return _decode_ffmpeg(name, data)
     else:
         try:
-            return _decode_av(opener())
+            return _decode_av(opener(), max_seconds)
+        except AudioTooLong:
+            raise
+        except _TooLong as exc:
+            raise AudioTooLong(name, f"over {exc.args[0]:g} s of audio; the limit is {exc.args[0]:g} s per request") from None
         except _NoAudioStream:
             raise AudioError(name, "has no audio stream") from None
         except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
@@ -139,7 +157,11 @@ class _NoAudioStream(Exception):
     pass
 
 
-def _decode_av(source) -> tuple[np.ndarray, int]:
+class _TooLong(Exception):
+    pass
+
+
+def _decode_av(source, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     import av
 
     with av.open(source) as container:
@@ -149,11 +171,14 @@ def _decode_av(source) -> tuple[np.ndarray, int]:
         # Planar float keeps the channels apart, so downmixing is our plain mean (as with
         # soundfile) rather than FFmpeg's matrix.
         resampler = av.AudioResampler(format="fltp")
-        chunks, sr = [], stream.rate
+        chunks, sr, n = [], stream.rate, 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray())
                 sr = out.sample_rate
+                n += out.samples
+            if max_seconds is not None and n > max_seconds * sr:
+                raise _TooLong(max_seconds)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray())
     if not chunks:

@@ -188,7 +188,7 @@ class Transcriber:
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None, timestamps: bool = False,
-                   on_result=None) -> "Transcription | list[Transcription]":
+                   on_result=None, between_windows=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -198,6 +198,10 @@ class Transcriber:
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
         `on_result(index, transcription)`: called as each input is finished (or has failed), so
         a caller can write results as they come and keep them if the rest is interrupted.
+        `between_windows()`: called after each 30 s window step of long audio; it may do other
+        work (a server decodes short requests there, so they are not stuck behind an hour of
+        audio) and returns the indices of inputs to stop (their clients went away): those end
+        with `.error` "cancelled".
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -228,7 +232,7 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar, on_result)
+        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows)
         self._transcribe_short(job, [i for _, i in short])
         self._transcribe_long(job, long)
         if bar:
@@ -396,6 +400,15 @@ class Transcriber:
                     else:
                         self._finish(job, cur)
                 active = still
+                if job.between_windows is not None:
+                    stop = set(job.between_windows() or ())
+                    for cur in [c for c in active if c.index in stop]:
+                        cur.close()
+                        self._fail(job, cur.index, UserError("cancelled"))
+                    for i in [i for i in pending if i in stop]:
+                        self._fail(job, i, UserError("cancelled"))
+                    active = [c for c in active if c.index not in stop]
+                    pending = [i for i in pending if i not in stop]
         finally:
             for cur in active:
                 cur.close()
@@ -419,6 +432,7 @@ class _Job:
     single: bool
     bar: object = None
     on_result: object = None
+    between_windows: object = None
 
     def done(self, i: int) -> None:
         if self.on_result is not None:
