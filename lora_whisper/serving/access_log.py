@@ -18,11 +18,13 @@ ACCESS_LOG = logging.getLogger("lora_whisper.access")
 
 def _ensure_handler() -> None:
     # uvicorn configures its own loggers only; without a handler INFO lines would be lost.
-    if not ACCESS_LOG.handlers:
+    if ACCESS_LOG.level == logging.NOTSET:
+        ACCESS_LOG.setLevel(logging.INFO)
+    if not any(getattr(h, "_lora_whisper", False) for h in ACCESS_LOG.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler._lora_whisper = True
         ACCESS_LOG.addHandler(handler)
-        ACCESS_LOG.setLevel(logging.INFO)
         ACCESS_LOG.propagate = False
 
 

@@ -194,9 +194,12 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                 if await request.is_disconnected():
                     job.abandon()
                     raise APIError(499, "client closed the request", None, "client_closed")
-        except asyncio.CancelledError:   # the server is stopping this request's task
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when its drain time (--drain-seconds) is up:
+            # stop the work, and answer rather than die with a traceback in the log.
             job.abandon()
-            raise
+            raise APIError(503, "the server is shutting down; retry later", None, "shutting_down",
+                           "server_error") from None
         try:
             return waiter.result()
         except (Cancelled, concurrent.futures.CancelledError):
