@@ -311,8 +311,10 @@ class Transcriber:
         self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
         for i, clip, res in zip(idx, clips, results):
             out = job.outs[i]
-            out.text = res.text
-            out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
+            # Whisper's no-speech rule, as long-form applies it per window: 5 s of silence is
+            # no text, not a confident-looking sentence in the language ID's guess.
+            out.text = "" if is_silence(res, job.options) else res.text
+            out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), out.text)] if out.text else []
 
     def _unloop(self, clips: list[np.ndarray], languages: list[str | None], results: list, options: DecodeOptions) -> None:
         """Rows that came back in a repetition loop are decoded again, together, the way
