@@ -7,7 +7,9 @@ the dropping of finished rows.
 """
 from __future__ import annotations
 
+import threading
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +67,34 @@ def is_silence(res: "DecodeResult", options: "DecodeOptions") -> bool:
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+_PREEMPT = threading.local()
+
+
+@contextmanager
+def preemptible(hook):
+    """Decoding in this block calls `hook()` between token steps; the hook may run other
+    decodes on the same model (a server serving short requests in the middle of a long
+    window) and returns True if it did, so the routing of the rows here is set again."""
+    before = getattr(_PREEMPT, "hook", None)
+    _PREEMPT.hook = hook
+    try:
+        yield
+    finally:
+        _PREEMPT.hook = before
+
+
+def _yield_point(router: "_Router") -> None:
+    hook = getattr(_PREEMPT, "hook", None)
+    if hook is None:
+        return
+    _PREEMPT.hook = None   # decodes run by the hook are not themselves preempted
+    try:
+        if hook():
+            router._apply()
+    finally:
+        _PREEMPT.hook = hook
 
 
 def _routing_state(model):
@@ -210,6 +240,7 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
             nxt = nxt[keep]
             cache = cache.select(keep)
             router.select(keep)
+        _yield_point(router)
         logits = decoder_step(model, nxt[:, None], cache)[:, -1]
     return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)], no_speech
 
@@ -274,6 +305,7 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
         index = (torch.arange(B)[:, None] * beam + src).view(-1)
         cache = cache.select(index)
         router.select(index)
+        _yield_point(router)
         logits = decoder_step(model, nxt.view(-1, 1), cache)[:, -1]
     out_tokens, out_lp = [], []
     for b in range(B):
@@ -296,6 +328,7 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
     router = _Router(model, routing)
     try:
         enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
+        _yield_point(router)
         max_ctx = model.config.max_target_positions // 2
         max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
         prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)

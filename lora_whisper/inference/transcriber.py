@@ -18,7 +18,7 @@ import torch
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.errors import UserError
 from lora_whisper.data.features import CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE, log_mel, loudness
-from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
+from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs, preemptible
 from lora_whisper.inference.longform import Cursor, split_segments
 from lora_whisper.inference.loops import guard
 
@@ -188,7 +188,7 @@ class Transcriber:
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None, timestamps: bool = False,
-                   on_result=None, between_windows=None) -> "Transcription | list[Transcription]":
+                   on_result=None, between_windows=None, preempt=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -201,7 +201,8 @@ class Transcriber:
         `between_windows()`: called after each 30 s window step of long audio; it may do other
         work (a server decodes short requests there, so they are not stuck behind an hour of
         audio) and returns the indices of inputs to stop (their clients went away): those end
-        with `.error` "cancelled".
+        with `.error` "cancelled". `preempt()`: called between the token steps of long audio's
+        windows; it may decode other (short) inputs on this Transcriber, returning True if it did.
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -232,7 +233,7 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows)
+        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt)
         self._transcribe_short(job, [i for _, i in short])
         self._transcribe_long(job, long)
         if bar:
@@ -374,7 +375,8 @@ class Transcriber:
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
                 try:
-                    results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
+                    with preemptible(job.preempt):
+                        results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
                 except Exception as exc:  # noqa: BLE001  (the window batch failed: fail its inputs, go on)
                     if job.single:
                         raise
@@ -435,6 +437,7 @@ class _Job:
     bar: object = None
     on_result: object = None
     between_windows: object = None
+    preempt: object = None
 
     def done(self, i: int) -> None:
         if self.on_result is not None:

@@ -193,8 +193,10 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                     break
                 if await request.is_disconnected():
                     job.abandon()
+                    waiter.cancel()   # nobody will read its outcome
                     raise APIError(499, "client closed the request", None, "client_closed")
         except asyncio.CancelledError:
+            waiter.cancel()
             # uvicorn cancels what is still running when its drain time (--drain-seconds) is up:
             # stop the work, and answer rather than die with a traceback in the log.
             job.abandon()

