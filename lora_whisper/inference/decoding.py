@@ -327,8 +327,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         raise ValueError("one prompt per row, all of the same length")
     router = _Router(model, routing)
     try:
-        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
-        _yield_point(router)
+        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths,
+                                                                between_layers=lambda: _yield_point(router))
         max_ctx = model.config.max_target_positions // 2
         max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
         prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)

@@ -149,3 +149,28 @@ def test_unexpected_error_is_one_line_with_a_hint(tiny_dir, good_wavs, monkeypat
                    "for the traceback, and report it"]
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "transcribe", str(good_wavs[0]), "--backbone", str(tiny_dir)])
+
+
+def test_data_check_refuses_nan_audio(good_wavs, nan_wav, tmp_path, capsys):
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"id": p.stem, "audio": p.name, "text": "x", "language": "en"}) + "\n"
+                         for p in (good_wavs[0], nan_wav)))
+    assert main(["data", "check", str(m)]) == 1
+    out = capsys.readouterr().out
+    assert f"{m}:2: contains NaN or infinite samples" in out and f"{m}:1" not in out
+
+
+def test_language_without_an_expert_is_said_out_loud(tiny_dir, good_wavs, tmp_path, capsys):
+    from lora_whisper.adapters.config import LoraSpec
+    from lora_whisper.adapters.files import save_run
+    from lora_whisper.adapters.model import inject
+    from lora_whisper.backbone.load import load_backbone
+
+    bb = load_backbone(str(tiny_dir))
+    save_run(tmp_path / "run", inject(bb.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de"], seed=0), bb)
+    rc = main(["transcribe", str(good_wavs[0]), "--run", str(tmp_path / "run"), "--backbone", str(tiny_dir),
+               "--language", "fr", "--max-new-tokens", "2", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert f"warning: {good_wavs[0]}: no expert for language 'fr' in this run; decoded by the bare backbone" in err
+    assert json.loads(out)["expert"] is None

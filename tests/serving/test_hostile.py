@@ -248,3 +248,16 @@ def test_sigterm_drains_within_its_bound_and_logs_the_request(tiny_dir):
     assert f'"POST /v1/audio/transcriptions" {answer.status_code if answer else 499}' in err, err
     assert "audio=1800.00s" in err, err
     assert "Traceback" not in err, err
+
+
+def test_verbose_json_says_when_no_expert_serves_the_language(transcriber):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(transcriber, model_id=MODEL)) as c:
+        r = c.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav_bytes(noise(1.0)))},
+                   data={"model": MODEL, "language": "fr", "response_format": "verbose_json"})
+        routed = c.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav_bytes(noise(1.0)))},
+                        data={"model": MODEL, "language": "de", "response_format": "verbose_json"})
+    assert r.json()["expert"] is None
+    assert r.json()["warning"] == "no expert for language 'fr' in this run: decoded by the bare backbone"
+    assert routed.json()["expert"] == "de" and "warning" not in routed.json()
