@@ -183,8 +183,9 @@ def main() -> None:
              + "\n".join(rows))
     table += ("\n\nOne server process, --threads " + str(args.threads) + ", real whisper-base with a run of r=32 "
               "experts, language given. Long audio is decoded a 30 s window step at a time, and the short "
-              "requests that arrive meanwhile are served between two steps and between the decoder's token "
-              "steps inside a window, so a short request waits for one forward of the long batch. "
+              "requests that arrive meanwhile are served between two steps, between encoder layers and between "
+              "the decoder's token steps inside a window, so a short request waits for one layer's forward of "
+              "the long batch. "
               "Goal: median within 2x of alone.")
 
     def plot(path):
