@@ -68,7 +68,10 @@ def _describe(exc: BaseException) -> str:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # Our warnings name their file already; where in our code they were raised is noise.
-    print(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+    # tqdm.write: on a line of its own while a progress bar is drawn.
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 from lora_whisper.errors import UserError  # noqa: E402  (after main for import order clarity)

@@ -97,23 +97,30 @@ class _Output:
                 self.names.setdefault(f, name)
 
     def emit(self, index: int, r) -> None:
+        from tqdm import tqdm
+
         from lora_whisper.inference.formats import render
+
+        # tqdm.write: a line printed while the progress bar is up starts a line of its own.
+        def say(text: str, err: bool = False) -> None:
+            tqdm.write(text, file=sys.stderr if err else sys.stdout)
+            (sys.stderr if err else sys.stdout).flush()
 
         self.done += 1
         if r.error:
             self.failed += 1
-            print(f"error: {r.error}", file=sys.stderr, flush=True)
+            say(f"error: {r.error}", err=True)
             return
         if r.language and r.expert is None and self.t.bank is not None:
-            print(f"warning: {r.source}: no expert for language {r.language!r} in this run; "
-                  f"decoded by the bare backbone", file=sys.stderr, flush=True)
+            say(f"warning: {r.source}: no expert for language {r.language!r} in this run; "
+                f"decoded by the bare backbone", err=True)
         if self.fmt in ("txt", "text"):
             prefix = f"{r.source}\t[{r.language}{'' if r.expert is None else ' via ' + r.expert}]\t" if self.many else ""
-            print(prefix + r.text, flush=True)
+            say(prefix + r.text)
         else:
             if self.many and self.fmt in ("srt", "vtt"):
-                print(f"# {r.source}")
-            print(render(r, self.fmt), flush=True)
+                say(f"# {r.source}")
+            say(render(r, self.fmt))
         if self.dir is not None:
             from lora_whisper.atomic import atomic_write_text
 

@@ -208,9 +208,9 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             raise APIError(503, "transcription cancelled (the server is shutting down)", None, "cancelled",
                            "server_error") from None
         except JobFailed as exc:   # this row failed; its batch's other requests did not
-            log.error("transcription failed: %s", exc)
-            raise APIError(500, f"transcription failed: {exc}", None, "transcription_failed",
-                           "server_error") from None
+            log.error("transcription of one request failed: %s", exc)
+            raise APIError(500, "transcription of this file failed (logged on the server); the server "
+                                "goes on serving", None, "transcription_failed", "server_error") from None
         except Exception as exc:  # noqa: BLE001  (reported; the worker keeps serving)
             log.error("transcription failed: %s: %s", type(exc).__name__, exc)
             raise APIError(500, "transcription failed (logged on the server)", None, "transcription_failed",
