@@ -362,8 +362,9 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
                 bad = ((options.compression_ratio_threshold is not None
                         and res.compression_ratio > options.compression_ratio_threshold)
                        or (options.logprob_threshold is not None and lp < options.logprob_threshold
-                           # Whisper does not retry what long-form decoding takes for silence
-                           and not (options.timestamps and is_silence(res, options))))
+                           # Whisper does not retry what it takes for silence (short clips
+                           # get the no-speech rule too: Transcriber._decode_short)
+                           and not is_silence(res, options)))
                 prev = results[row]
                 if prev is None or _better(res, prev, options):
                     results[row] = res
