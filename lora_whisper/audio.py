@@ -21,6 +21,11 @@ from lora_whisper.errors import UserError
 SAMPLE_RATE = 16000
 
 
+class AudioWarning(UserWarning):
+    """Audio that decodes but not as its header promised (a truncated WAV); the CLI prints
+    these as one `warning:` line."""
+
+
 class AudioError(UserError):
     """An input that cannot be turned into audio; the message names the input and why."""
 
@@ -48,11 +53,25 @@ def _check_file(path: str | os.PathLike) -> str:
     return name
 
 
-def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode an in-memory file (an HTTP upload, an embedded dataset column)."""
+class AudioTooLong(AudioError):
+    """More seconds of audio than allowed (a small compressed upload can hold hours)."""
+
+
+def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RATE,
+                 max_seconds: float | None = None) -> np.ndarray:
+    """Decode an in-memory file (an HTTP upload, an embedded dataset column). With
+    `max_seconds`, longer audio is refused from the header where it tells, else as soon as
+    decoding passes the limit (never after decoding hours of it)."""
     if not data:
         raise AudioError(name, "empty file (0 bytes)")
-    return _finish(_decode(name, lambda: io.BytesIO(data), data=data), name, sample_rate)
+    if max_seconds is not None:
+        seconds = _header_seconds(io.BytesIO(data))
+        if seconds is not None and seconds > max_seconds:
+            raise AudioTooLong(name, f"{seconds:.1f} s of audio; the limit is {max_seconds:g} s per request")
+    audio = _finish(_decode(name, lambda: io.BytesIO(data), data=data, max_seconds=max_seconds), name, sample_rate)
+    if max_seconds is not None and len(audio) > max_seconds * sample_rate:
+        raise AudioTooLong(name, f"{len(audio) / sample_rate:.1f} s of audio; the limit is {max_seconds:g} s per request")
+    return audio
 
 
 def audio_duration(path: str | os.PathLike) -> float:
@@ -61,10 +80,10 @@ def audio_duration(path: str | os.PathLike) -> float:
     return seconds if seconds is not None else len(load_audio(path)) / SAMPLE_RATE
 
 
-def _header_seconds(path: str | os.PathLike) -> float | None:
+def _header_seconds(path) -> float | None:
     """Frames / rate from libsndfile's reading of the header; None if it cannot say."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(path if isinstance(path, io.IOBase) else str(path))
         if info.frames > 0 and info.samplerate > 0:
             return info.frames / info.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
@@ -91,12 +110,13 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE,
     return path
 
 
-def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, int]:
+def _decode(name: str, opener, data: bytes | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """-> (samples [n, channels] float32, sample rate), trying each decoder in turn."""
     reasons = []
     try:
-        samples, sr = sf.read(opener(), dtype="float32", always_2d=True)
-        return samples, sr
+        with sf.SoundFile(opener()) as f:
+            _warn_if_truncated(name, f)
+            return f.read(dtype="float32", always_2d=True), f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         # "Error opening '<path>': Format not recognised." - the path is already in ours
         reasons.append(str(exc).split("': ", 1)[-1].rstrip("."))
@@ -107,7 +127,11 @@ def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, i
             return _decode_ffmpeg(name, data)
     else:
         try:
-            return _decode_av(opener())
+            return _decode_av(opener(), max_seconds)
+        except AudioTooLong:
+            raise
+        except _TooLong as exc:
+            raise AudioTooLong(name, f"over {exc.args[0]:g} s of audio; the limit is {exc.args[0]:g} s per request") from None
         except _NoAudioStream:
             raise AudioError(name, "has no audio stream") from None
         except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
@@ -115,11 +139,29 @@ def _decode(name: str, opener, data: bytes | None = None) -> tuple[np.ndarray, i
     raise AudioError(name, f"not audio or corrupt ({reasons[0]})")
 
 
+def _warn_if_truncated(name: str, f: "sf.SoundFile") -> None:
+    """libsndfile decodes a cut-off WAV up to where it stops and notes the header's claim
+    ("data : 32000 (should be 15978)"); say so rather than transcribe half a file silently."""
+    import re
+    import warnings
+
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info or "", re.M)
+    if m and 0 < int(m.group(2)) < int(m.group(1)) and f.samplerate > 0:
+        present = f.frames / f.samplerate
+        declared = present * int(m.group(1)) / int(m.group(2))
+        warnings.warn(AudioWarning(f"{name}: truncated file: {present:.2f} s present of the {declared:.2f} s "
+                                   f"its header declares; decoding what is there"), stacklevel=3)
+
+
 class _NoAudioStream(Exception):
     pass
 
 
-def _decode_av(source) -> tuple[np.ndarray, int]:
+class _TooLong(Exception):
+    pass
+
+
+def _decode_av(source, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     import av
 
     with av.open(source) as container:
@@ -129,11 +171,14 @@ def _decode_av(source) -> tuple[np.ndarray, int]:
         # Planar float keeps the channels apart, so downmixing is our plain mean (as with
         # soundfile) rather than FFmpeg's matrix.
         resampler = av.AudioResampler(format="fltp")
-        chunks, sr = [], stream.rate
+        chunks, sr, n = [], stream.rate, 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray())
                 sr = out.sample_rate
+                n += out.samples
+            if max_seconds is not None and n > max_seconds * sr:
+                raise _TooLong(max_seconds)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray())
     if not chunks:
@@ -153,10 +198,21 @@ def _decode_ffmpeg(name: str, data: bytes | None) -> tuple[np.ndarray, int]:
     return np.frombuffer(proc.stdout, np.float32).reshape(-1, 1), SAMPLE_RATE
 
 
+def check_finite(samples: np.ndarray, name: str, offset: int = 0, sample_rate: int = SAMPLE_RATE) -> None:
+    """Refuse NaN/inf samples (a float WAV can hold them): they would poison every feature,
+    the language ID and a whole decode batch, or a training loss, far from the cause."""
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) + offset
+        raise AudioError(name, f"contains NaN or infinite samples (first at {first / sample_rate:.2f} s); "
+                               f"re-export it with finite values")
+
+
 def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.ndarray:
     samples, sr = decoded
     if samples.size == 0:
         raise AudioError(name, "contains no audio samples (zero length)")
+    check_finite(samples, name, sample_rate=sr)
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if sr != sample_rate:
         import soxr
@@ -209,6 +265,7 @@ class AudioStream:
             sf_reason = self._sf_refused = str(exc).split("': ", 1)[-1].rstrip(".")
         else:
             self._closers.append(f.close)
+            _warn_if_truncated(self.name, f)
             return self._sf_blocks(f)
         try:
             import av
@@ -259,6 +316,7 @@ class AudioStream:
         except Exception as exc:  # noqa: BLE001  (libsndfile/FFmpeg errors part-way through)
             at = self._decoded / self.sample_rate
             raise AudioError(self.name, f"corrupt after {at:.1f} s ({' '.join(str(exc).split())})") from None
+        check_finite(block, self.name, sample_rate=sr, offset=int(self._decoded * sr / self.sample_rate))
         mono = np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32)
         if sr == self.sample_rate:
             return mono

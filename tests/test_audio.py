@@ -158,3 +158,17 @@ def test_write_wav_is_atomic_and_leaves_no_temp(tmp_path):
 def test_audio_duration(tmp_path):
     sf.write(tmp_path / "a.flac", tone(0.75, sr=48000), 48000)
     assert audio_duration(tmp_path / "a.flac") == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_refused_by_every_reader(tmp_path, bad):
+    from lora_whisper.audio import AudioError, AudioStream, decode_bytes, load_audio
+
+    x = np.zeros(32000, np.float32)
+    x[24000] = bad
+    p = tmp_path / "nan.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    for read in (lambda: load_audio(p), lambda: decode_bytes(p.read_bytes(), "nan.wav"),
+                 lambda: AudioStream(p, block_seconds=1.0).read(40000)):
+        with pytest.raises(AudioError, match=r"nan.wav: contains NaN or infinite samples \(first at 1.50 s\)"):
+            read()

@@ -37,11 +37,19 @@ def read_json(path: Path, what: str) -> dict:
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[str, list[int]]]:
-    """name -> (dtype, shape) from the file's header alone (no tensor data read)."""
+    """name -> (dtype, shape) from the file's header alone (no tensor data read); a header
+    that is cut off or not JSON is an AdapterError naming the file."""
+    path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    return {k: (v["dtype"], v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        if size < 8 or not 2 <= n <= size - 8:
+            raise AdapterError(f"{path}: corrupt safetensors header (declares {n} bytes in a {size}-byte file)")
+        try:
+            header = json.loads(f.read(n))
+            return {k: (v["dtype"], list(v["shape"])) for k, v in header.items() if k != "__metadata__"}
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise AdapterError(f"{path}: corrupt safetensors header ({type(exc).__name__})") from None
 
 
 # -- peft's adapter_config.json ---------------------------------------------------------

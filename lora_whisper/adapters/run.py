@@ -22,14 +22,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.adapters.files import (CONFIG_FILE, WEIGHTS_FILE, check_adapter_config, json_bytes,
-                                         peft_config_dict, read_json)
+                                         peft_config_dict, read_json, safetensors_shapes)
 from lora_whisper.adapters.model import AdapterError, LoRABank, check_expert_name, inject, target_paths
 from lora_whisper.atomic import atomic_write_bytes
 from lora_whisper.backbone.load import load_backbone, sha256_file
@@ -279,3 +279,30 @@ def load_run(run_dir: str | Path, backbone, languages: list[str] | None = None) 
     for name in names:
         bank.load_expert(name, weights[name])
     return bank, info
+
+
+def verify_expert(info: RunInfo, name: str) -> str | None:
+    """Why an expert's weights cannot be trusted (missing, checksum, corrupt header), or None."""
+    wfile = info.adapter_dir(name) / WEIGHTS_FILE
+    rel = wfile.relative_to(info.path)
+    if not wfile.is_file():
+        return f"{rel}: missing"
+    if sha256_file(wfile) != info.entry(name).get("sha256"):
+        return f"{rel}: checksum mismatch (corrupted or modified since it was saved)"
+    try:
+        safetensors_shapes(wfile)
+    except AdapterError as exc:
+        return str(exc)
+    return None
+
+
+def unrouted_experts(info: RunInfo, languages: Iterable[str]) -> list[str]:
+    """Experts no input can reach: not a language code the backbone knows, no declared
+    prompt_language, not the route-all expert and in no language's mixture (typically an
+    expert renamed by hand). Its weights are loaded but never used."""
+    known = set(languages)
+    reachable = [n for n in info.experts if n in known or info.provenance(n).get("prompt_language")]
+    used = set(reachable) | {n for n in info.experts if info.provenance(n).get("route_all")}
+    for n in reachable:
+        used.update(info.mixture(n) or {})
+    return [n for n in info.experts if n not in used]

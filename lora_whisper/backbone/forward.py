@@ -36,10 +36,12 @@ def _attend(q, k, v, mask=None, causal=False):
 
 
 def encode(model: nn.Module, features: torch.Tensor,
-           frame_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+           frame_lengths: torch.Tensor | None = None, between_layers=None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """features [B, n_mels, T] -> (hidden [B, S, D], key padding mask [B, S] True = real or None).
 
     T may be anything up to 3000; the positional table is sliced to the input's length.
+    `between_layers()`: called after each layer (a server runs short requests there while it
+    encodes a long one's window).
     """
     enc = model.model.encoder
     features = features.to(enc.conv1.weight.dtype)   # a bfloat16 encoder (int8 compute type)
@@ -78,6 +80,8 @@ def encode(model: nn.Module, features: torch.Tensor,
         h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,
                                 training=layer.training))
         x = x + F.dropout(h, p=layer.dropout, training=layer.training)
+        if between_layers is not None:
+            between_layers()
     return enc.layer_norm(x), keep
 
 

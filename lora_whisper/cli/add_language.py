@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lora_whisper.cli._options import positive_float, positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("add-language", help="add a new language's expert to a trained run",
@@ -18,25 +20,25 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="training source holding the new language")
     p.add_argument("--dev", help="dev source: the best dev adapters are kept (default: the final ones)")
     p.add_argument("--init", required=True, choices=("random", "warm", "moe", "full-ft"))
-    p.add_argument("--top-k", type=int, default=2, help="moe: how many similar languages join (default 2)")
+    p.add_argument("--top-k", type=positive_int, default=2, help="moe: how many similar languages join (default 2)")
     p.add_argument("--learned-gates", action="store_true", help="moe: train the mixture weights too")
     p.add_argument("--prompt-language", help="Whisper language token the new language's prompts use "
                                              "(required for a code Whisper does not know)")
     p.add_argument("--out", help="write a new run here (copy of --run + the language); full-ft requires it")
-    p.add_argument("--similarity-utterances", type=int, default=50, help="utterances for the similarity (default 50)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--steps", dest="max_steps", type=int, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--grad-accum", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-4; full-ft 1e-5)")
+    p.add_argument("--similarity-utterances", type=positive_int, default=50, help="utterances for the similarity (default 50)")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--steps", dest="max_steps", type=positive_int, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--grad-accum", type=positive_int)
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default 1e-4; full-ft 1e-5)")
     p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--max-train", dest="max_train_per_language", type=int, help="at most N training utterances")
-    p.add_argument("--max-dev", dest="max_dev_per_language", type=int, help="at most N dev utterances")
+    p.add_argument("--eval-every", type=positive_int)
+    p.add_argument("--max-train", dest="max_train_per_language", type=positive_int, help="at most N training utterances")
+    p.add_argument("--max-dev", dest="max_dev_per_language", type=positive_int, help="at most N dev utterances")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--num-workers", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_add_language)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lora_whisper.cli._options import positive_int
+
 DEFAULT_LANGUAGES = "pl,pt,it,zh,da,el,cy,ja,en,de,es,ru"
 
 
@@ -21,11 +23,11 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="synthesise train/dev/test audio and JSONL manifests")
     b.add_argument("--languages", type=_csv, default=_csv(DEFAULT_LANGUAGES),
                    help=f"comma-separated codes (default {DEFAULT_LANGUAGES})")
-    b.add_argument("--per-language", type=int, required=True,
+    b.add_argument("--per-language", type=positive_int, required=True,
                    help="training utterances per language")
-    b.add_argument("--dev-per-language", type=int, default=None,
+    b.add_argument("--dev-per-language", type=positive_int, default=None,
                    help="dev utterances per language (default max(10, N/10))")
-    b.add_argument("--test-per-language", type=int, default=None,
+    b.add_argument("--test-per-language", type=positive_int, default=None,
                    help="test utterances per language (default max(10, N/10))")
     b.add_argument("--out", required=True, help="output directory (resumed if it exists)")
     b.add_argument("--seed", type=int, default=0)
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
     b.add_argument("--held-out-engine", default=None,
                    help="'auto': each language's test split spoken by an engine no training clip "
                         "used (where it has two); or one engine name")
-    b.add_argument("--jobs", type=int, default=2, help="synthesis worker processes")
+    b.add_argument("--jobs", type=positive_int, default=2, help="synthesis worker processes")
     b.add_argument("--no-augment", action="store_true",
                    help="clean TTS only: no tempo, reverb, band limit or noise")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,6 +10,13 @@ import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from lora_whisper.cli._options import positive_int
+
+
+# How far a manifest's declared duration may be from the decoded one (rounding, resampling
+# edges, a header that counts padding) before the row is reported.
+DURATION_SLACK_S, DURATION_SLACK = 0.5, 0.05
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="inspect and convert speech data sources")
@@ -24,7 +31,7 @@ def register(subparsers) -> None:
     check.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
                        help="decode every clip (finds corrupt audio, measures durations); "
                             "--no-decode only checks that files exist (default: decode)")
-    check.add_argument("--jobs", type=int, default=1, help="decoding threads (default 1)")
+    check.add_argument("--jobs", type=positive_int, default=1, help="decoding threads (default 1)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=run_check)
 
@@ -58,6 +65,14 @@ def run_check(args) -> int:
             from lora_whisper.data.utterance import BadRow
 
             bad.append(BadRow(utt.origin or utt.id, result, utt.id))
+            continue
+        if args.decode and utt.duration is not None and result is not None \
+                and abs(utt.duration - result) > max(DURATION_SLACK_S, DURATION_SLACK * result):
+            from lora_whisper.data.utterance import BadRow
+
+            # Batching and hours are planned from declared durations: a wrong one is a bad row.
+            bad.append(BadRow(utt.origin or utt.id, f"declared duration {utt.duration:g} s but the audio "
+                                                    f"is {result:.2f} s ({utt.audio})", utt.id))
             continue
         good.append(utt)
         counts[utt.language] += 1

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lora_whisper.cli._options import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the whole story on the embedded whisper-base (~15 min on 2 cores)")
     p.add_argument("--out", default="demo-output", help="where the corpus, runs, table and chart go")
-    p.add_argument("--per-language", type=int, default=None, help="training clips per language")
-    p.add_argument("--base-steps", type=int, default=None)
-    p.add_argument("--new-steps", type=int, default=None)
-    p.add_argument("--test-per-language", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--per-language", type=positive_int, default=None, help="training clips per language")
+    p.add_argument("--base-steps", type=positive_int, default=None)
+    p.add_argument("--new-steps", type=positive_int, default=None)
+    p.add_argument("--test-per-language", type=positive_int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from lora_whisper.cli._options import add_compute_type
+from lora_whisper.cli._options import add_compute_type, positive_int
 
 
 def register(sub) -> None:
@@ -21,18 +21,18 @@ def register(sub) -> None:
                    help="given: prompt each utterance with its own language (routes to its expert); "
                         "detect: Whisper's language ID chooses (default: given)")
     p.add_argument("--languages", default=None, help="only these languages, comma-separated")
-    p.add_argument("--max-per-language", type=int, default=None, help="score a seeded sample of N per language")
+    p.add_argument("--max-per-language", type=positive_int, default=None, help="score a seeded sample of N per language")
     p.add_argument("--compare", default=None,
                    help="another run, an earlier evaluate output dir, or 'zero-shot' (the run's bare backbone)")
     p.add_argument("--out", default=None, help="report directory (default: RUN/eval/<data name>, or ./eval/<data name>)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=128,
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--max-new-tokens", type=positive_int, default=128,
                    help="cap per utterance, so a repetition loop cannot run to the context limit (default 128)")
-    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--beam-size", type=positive_int, default=1)
     p.add_argument("--fallback", action="store_true",
                    help="Whisper's temperature fallback (samples: results vary between runs)")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper input)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
     p.set_defaults(func=run_evaluate)
 
@@ -53,4 +53,8 @@ def run_evaluate(args) -> int:
                              progress=sys.stderr.isatty(), compute_type=args.compute_type)
     print(paths["md"].read_text())
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
-    return 0
+    skipped = report["settings"].get("skipped_undecodable") or []
+    if skipped:
+        print(f"{len(skipped)} utterance(s) could not be decoded and are not scored (listed in the report)",
+              file=sys.stderr)
+    return 1 if skipped else 0

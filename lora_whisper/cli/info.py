@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,7 @@ def _fmt_bytes(n: int) -> str:
 
 def run(args) -> int:
     from lora_whisper.adapters.files import WEIGHTS_FILE, safetensors_shapes
-    from lora_whisper.adapters.run import read_meta, read_run, run_kind
+    from lora_whisper.adapters.run import read_meta, read_run, run_kind, unrouted_experts, verify_expert
 
     if run_kind(args.run) == "full-model":
         return _full_model(args, read_meta(args.run))
@@ -33,18 +34,20 @@ def run(args) -> int:
           f"side={spec.side} targets={','.join(spec.targets)}")
     total = 0
     rows = []
+    failures = []
     for name in info.experts:
-        wfile = info.adapter_dir(name) / WEIGHTS_FILE
-        if wfile.exists():
+        problem = verify_expert(info, name)   # every file against its recorded sha256
+        if problem is None:
             n = 0
-            for _, shape in safetensors_shapes(wfile).values():
+            for _, shape in safetensors_shapes(info.adapter_dir(name) / WEIGHTS_FILE).values():
                 k = 1
                 for s in shape:
                     k *= s
                 n += k
-            note = ""
+            note = "  ok"
         else:
-            n, note = int(info.entry(name).get("parameters", 0)), "  (file missing)"
+            failures.append(problem)
+            n, note = int(info.entry(name).get("parameters", 0)), "  FAILS: " + problem
         total += n
         rows.append((name, n, note))
     width = max([len(r[0]) for r in rows] + [6])
@@ -56,14 +59,21 @@ def run(args) -> int:
         prov = info.provenance(name)
         if prov:
             print(f"provenance {name}: {json.dumps(prov, sort_keys=True, ensure_ascii=False)}")
+    from lora_whisper.languages import LANGUAGES
+
+    for name in unrouted_experts(info, LANGUAGES):
+        print(f"warning: expert {name!r} is not a language code and declares no prompt_language: "
+              f"no input is routed to it")
+    for problem in failures:
+        print(f"error: {info.path}: {problem}", file=sys.stderr)
     if args.backbone:
         from lora_whisper.backbone.load import _resolve, _weights_fingerprint
 
         got = _weights_fingerprint(_resolve(args.backbone)[1])  # hashes files, loads no weights
         same = got == info.backbone_fingerprint
         print(f"backbone check: {args.backbone}: {'matches' if same else 'DIFFERS (sha256 ' + got + ')'}")
-        return 0 if same else 1
-    return 0
+        return 0 if same and not failures else 1
+    return 1 if failures else 0
 
 
 def _full_model(args, meta: dict) -> int:

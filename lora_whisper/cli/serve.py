@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type
+from lora_whisper.cli._options import add_compute_type, port_number, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -14,16 +14,22 @@ def register(sub) -> None:
     src.add_argument("--run", default=None, help="a trained run directory")
     src.add_argument("--backbone", default=None, help="a bare Whisper dir (default: embedded whisper-base)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--api-key", default=os.environ.get("LORA_WHISPER_API_KEY"),
                    help="require 'Authorization: Bearer KEY' (default: $LORA_WHISPER_API_KEY, else none)")
     p.add_argument("--model-name", default=None, help="model id clients send (default: the run's directory name)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0)
-    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together (1 = one at a time)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=25.0)
+    p.add_argument("--max-audio-seconds", type=positive_float, default=7200.0,
+                   help="longest audio one request may carry, in seconds (default 7200): a small "
+                        "compressed upload can hold hours")
+    p.add_argument("--drain-seconds", type=positive_float, default=30.0,
+                   help="at SIGTERM, how long requests in progress may take to finish before they are "
+                        "cancelled (default 30)")
+    p.add_argument("--max-batch", type=positive_int, default=8, help="requests decoded together (1 = one at a time)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0,
                    help="how long the first request waits for others to join its batch")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
@@ -45,9 +51,14 @@ def run_serve(args) -> int:
              compute_type=args.compute_type)
     name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
     app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
-                     max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+                     max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                     max_audio_seconds=args.max_audio_seconds)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"warning: serving on {args.host} without --api-key: anyone who can reach it may use it",
               file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    timeout_graceful_shutdown=args.drain_seconds)
+    except OSError as exc:   # address in use, no permission for a low port
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0

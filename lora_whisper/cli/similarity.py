@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from lora_whisper.cli._options import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("similarity", help="rank a run's languages by similarity to a new language",
@@ -13,11 +15,11 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, help="trained run directory")
     p.add_argument("--data", required=True, help="source with the new language's audio")
     p.add_argument("--language", help="the new language's code (needed when --data holds several)")
-    p.add_argument("--max-utterances", type=int, default=50, help="utterances to listen to (default 50)")
+    p.add_argument("--max-utterances", type=positive_int, default=50, help="utterances to listen to (default 50)")
     p.add_argument("--seed", type=int, default=0, help="which utterances, when there are more")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--pad-30s", action="store_true", help="pad clips to 30 s as classic Whisper does")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_similarity)
 

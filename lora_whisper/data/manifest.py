@@ -3,7 +3,12 @@
     {"id": "pl-0001", "audio": "clips/pl-0001.wav", "text": "...", "language": "pl",
      "duration": 3.2, "voice": "pl+f3", "split": "train"}
 
-`audio` may be relative to the manifest's directory. Keys beyond these are kept in
+`audio` may be relative: it is resolved against the manifest's folder, never the working
+directory, so a manifest means the same from anywhere. Absolute paths and `..` are allowed (a
+corpus often lives beside its manifests, not under them): a manifest is trusted like a script
+its user runs, and whatever it names is only ever decoded as audio (a text file is refused
+by the decoder, named); the server never reads manifests. A missing file is a bad row naming
+the resolved path. Keys beyond these are kept in
 `Utterance.extra` and written back. Reading yields a `BadRow` for each malformed line so a
 check can list them all; `read_manifest` raises on the first.
 """
@@ -25,15 +30,23 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Utterance | BadRow]:
     path = Path(path)
     base = path.parent.resolve()
     seen: dict[str, str] = {}
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a manifest")
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")   # decoded line by line: one non-UTF-8 line is one bad row
     except OSError as exc:
         raise DataError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
     with fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, raw in enumerate(fh, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield BadRow(where, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                                    f"re-save the manifest as UTF-8")
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             row = _parse_line(line, where, base)
             if isinstance(row, Utterance):
                 if row.id in seen:
@@ -110,7 +123,7 @@ def _parse_line(line: str, where: str, base: Path) -> Utterance | BadRow:
         return BadRow(where, "field 'audio' is empty", rid)
     audio = Path(rec["audio"]).expanduser()
     if not audio.is_absolute():
-        audio = base / audio
+        audio = Path(os.path.normpath(base / audio))   # messages then show where it looked
     return Utterance(
         id=rid if rid is not None else rec["audio"],
         audio=str(audio),

@@ -41,12 +41,15 @@ def greedy_options(max_new_tokens: int | None = 128, beam_size: int = 1, fallbac
 
 
 def decode_utterances(transcriber, utterances: Sequence, language: str = "given",
-                      audio: dict | None = None, progress: bool = False) -> list[Hypothesis]:
+                      audio: dict | None = None, progress: bool = False,
+                      skipped: list | None = None) -> list[Hypothesis]:
     """One Hypothesis per utterance, in input order, scored against its reference.
 
     `language`: "given" prompts each utterance with its own language (and so routes it to
     that language's expert); "detect" lets Whisper's language ID choose both.
     `audio`: optional {utterance id: 16 kHz array} so repeated scoring skips decoding files.
+    `skipped`: a list to collect (utterance, problem) for rows that could not be decoded,
+    which are then left out; without it the first such row raises.
     """
     if language not in LANGUAGE_MODES:
         raise ValueError(f"language mode must be one of {LANGUAGE_MODES}, got {language!r}")
@@ -59,7 +62,10 @@ def decode_utterances(transcriber, utterances: Sequence, language: str = "given"
     out: list[Hypothesis] = []
     for u, r in zip(utterances, results):
         if r.error:
-            raise RuntimeError(f"{u.id}: {r.error}")
+            if skipped is None:
+                raise RuntimeError(f"{u.id}: {r.error}")
+            skipped.append((u, r.error))
+            continue
         out.append(Hypothesis(u.id, u.language, r.language, r.expert, u.text, r.text,
                               score_utterance(u.text, r.text, u.language)))
     return out

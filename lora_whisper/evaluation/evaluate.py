@@ -35,8 +35,12 @@ def select_utterances(data: str, languages=None, max_per_language: int | None = 
     return utts
 
 
-def score_system(system, utterances, language: str, progress: bool = False) -> SystemResult:
-    hyps = decode_utterances(system.transcriber, utterances, language, progress=progress)
+def score_system(system, utterances, language: str, progress: bool = False,
+                 skipped: list | None = None) -> SystemResult:
+    hyps = decode_utterances(system.transcriber, utterances, language, progress=progress, skipped=skipped)
+    if skipped:
+        bad = {u.id for u, _ in skipped}
+        utterances = [u for u in utterances if u.id not in bad]
     by_lang: dict[str, list] = {}
     for h in hyps:
         by_lang.setdefault(h.language, []).append(h.score)
@@ -100,7 +104,18 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
     kw = dict(batch_size=batch_size, options=options, pad_30s=pad_30s, compute_type=compute_type)
     t0 = time.perf_counter()
     system = load_system(run, backbone, **kw)
-    result = score_system(system, utterances, language, progress)
+    skipped: list = []   # rows that cannot be decoded are reported and left out, not fatal
+    result = score_system(system, utterances, language, progress, skipped)
+    if skipped:
+        import sys
+
+        for u, problem in skipped:
+            print(f"warning: skipped {u.origin or u.id}: {problem}", file=sys.stderr)
+        bad = {u.id for u, _ in skipped}
+        utterances = [u for u in utterances if u.id not in bad]
+        if not utterances:
+            raise UserError(f"{data}: none of the {len(skipped)} utterances could be decoded "
+                            f"(first: {skipped[0][1]})")
     other = _comparison(compare, system, utterances, language, progress, kw) if compare else None
     settings = {
         "language": language, "beam_size": beam_size, "max_new_tokens": max_new_tokens,
@@ -109,6 +124,7 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "loop_guard": options.loop_guard,
         "differs_from_transcribe": _differs_from_transcribe(options),
         "max_per_language": max_per_language, "torch_threads": torch.get_num_threads(),
+        "skipped_undecodable": [{"id": u.id, "where": u.origin, "problem": p} for u, p in skipped],
         "seconds": round(time.perf_counter() - t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -46,7 +46,6 @@ from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import MODEL_DIR, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.config import TrainConfig
-from lora_whisper.data.batching import durations_of
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.metrics import macro_average
 from lora_whisper.expansion.gates import LearnedGates
@@ -60,6 +59,7 @@ from lora_whisper.training.dev import DevScorer
 from lora_whisper.training import loop as training_loop   # module access: tests spy on training_loop.fit
 from lora_whisper.training.recipes import Plan, full_ft
 from lora_whisper.training.run import resolve
+from lora_whisper.training.screen import screen
 
 INITS = ("random", "warm", "moe", "full-ft")
 WORK_DIR = "expansion"
@@ -271,7 +271,13 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
 
     train_rows = relabel(train_utts, prompt)
     dev_rows = relabel(dev_utts, prompt) if dev_utts else []
-    rd = RunData([prompt], train_rows, dev_rows, durations_of(train_rows))
+    checked = screen(train_rows, backbone.vocab)   # skip undecodable clips and overlong texts, with a count
+    if checked.skipped:
+        say(checked.note("training", len(train_rows)))
+    if not checked.kept:
+        raise UserError(f"no usable training utterances for {language} in {data} "
+                        f"({checked.note('training', len(train_rows))[len('note: '):]})")
+    rd = RunData([prompt], checked.kept, dev_rows, checked.durations)
     recipe = "full-ft" if init == "full-ft" else "lora-whisper"  # the loop's defaults (lr) per kind
     spec = info.spec
 

@@ -7,7 +7,9 @@ the dropping of finished rows.
 """
 from __future__ import annotations
 
+import threading
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +67,34 @@ def is_silence(res: "DecodeResult", options: "DecodeOptions") -> bool:
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+_PREEMPT = threading.local()
+
+
+@contextmanager
+def preemptible(hook):
+    """Decoding in this block calls `hook()` between token steps; the hook may run other
+    decodes on the same model (a server serving short requests in the middle of a long
+    window) and returns True if it did, so the routing of the rows here is set again."""
+    before = getattr(_PREEMPT, "hook", None)
+    _PREEMPT.hook = hook
+    try:
+        yield
+    finally:
+        _PREEMPT.hook = before
+
+
+def _yield_point(router: "_Router") -> None:
+    hook = getattr(_PREEMPT, "hook", None)
+    if hook is None:
+        return
+    _PREEMPT.hook = None   # decodes run by the hook are not themselves preempted
+    try:
+        if hook():
+            router._apply()
+    finally:
+        _PREEMPT.hook = hook
 
 
 def _routing_state(model):
@@ -192,7 +222,8 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
         _stop_spent(logits, rows, budget, step, vocab.eot)
         if temperature > 0:
             probs = F.softmax(logits / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            # One generator per row: a row's samples do not depend on which rows share its batch.
+            nxt = torch.cat([torch.multinomial(probs[j], 1, generator=generator[r]) for j, r in enumerate(rows)])
         else:
             nxt = logits.argmax(-1)
         lp = F.log_softmax(logits, dim=-1).gather(1, nxt[:, None]).squeeze(1)
@@ -209,6 +240,7 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
             nxt = nxt[keep]
             cache = cache.select(keep)
             router.select(keep)
+        _yield_point(router)
         logits = decoder_step(model, nxt[:, None], cache)[:, -1]
     return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)], no_speech
 
@@ -273,6 +305,7 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
         index = (torch.arange(B)[:, None] * beam + src).view(-1)
         cache = cache.select(index)
         router.select(index)
+        _yield_point(router)
         logits = decoder_step(model, nxt.view(-1, 1), cache)[:, -1]
     out_tokens, out_lp = [], []
     for b in range(B):
@@ -294,7 +327,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         raise ValueError("one prompt per row, all of the same length")
     router = _Router(model, routing)
     try:
-        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
+        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths,
+                                                                between_layers=lambda: _yield_point(router))
         max_ctx = model.config.max_target_positions // 2
         max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
         prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
@@ -304,7 +338,8 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         budget = None if rate is None else [int(8 + rate * n * TIME_PRECISION) for n in max_index]
         results: list[DecodeResult | None] = [None] * B
         todo = list(range(B))
-        generator = torch.Generator().manual_seed(options.seed)
+        # Per row and seeded alike: identical inputs sample identically, whatever the batch.
+        generators = [torch.Generator().manual_seed(options.seed) for _ in range(B)]
         for t_i, temperature in enumerate(options.temperatures):
             idx = torch.tensor(todo)
             router.reset()
@@ -318,7 +353,7 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
                                               router, sub_rules, sub_budget)
             else:
                 toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                                   router, generator, sub_rules, sub_budget)
+                                                   router, [generators[i] for i in todo], sub_rules, sub_budget)
             last = t_i == len(options.temperatures) - 1
             retry = []
             for row, t, lp, ns in zip(todo, toks, lps, nsp):
@@ -327,8 +362,9 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
                 bad = ((options.compression_ratio_threshold is not None
                         and res.compression_ratio > options.compression_ratio_threshold)
                        or (options.logprob_threshold is not None and lp < options.logprob_threshold
-                           # Whisper does not retry what long-form decoding takes for silence
-                           and not (options.timestamps and is_silence(res, options))))
+                           # Whisper does not retry what it takes for silence (short clips
+                           # get the no-speech rule too: Transcriber._decode_short)
+                           and not is_silence(res, options)))
                 prev = results[row]
                 if prev is None or _better(res, prev, options):
                     results[row] = res

@@ -8,6 +8,7 @@ its own language's expert.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +19,8 @@ import torch
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
                                          TAIL_SECONDS, log_mel, loudness)
-from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs
+from lora_whisper.errors import UserError
+from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs, preemptible
 from lora_whisper.inference.longform import Cursor, split_segments
 from lora_whisper.inference.loops import guard
 
@@ -161,12 +163,12 @@ class Transcriber:
 
     @staticmethod
     def _load(x) -> np.ndarray:
-        if isinstance(x, np.ndarray):
-            return x.astype(np.float32, copy=False)
-        if isinstance(x, torch.Tensor):
-            return x.float().cpu().numpy()
-        from lora_whisper.audio import load_audio
+        from lora_whisper.audio import check_finite, load_audio
 
+        if isinstance(x, (np.ndarray, torch.Tensor)):
+            a = x.float().cpu().numpy() if isinstance(x, torch.Tensor) else x.astype(np.float32, copy=False)
+            check_finite(a, "<array>")   # files are checked as they are decoded
+            return a
         return load_audio(x)
 
     def _head(self, x) -> np.ndarray:
@@ -202,7 +204,8 @@ class Transcriber:
     # -- transcription -----------------------------------------------------------------------------
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
-                   names: Sequence[str] | None = None, timestamps: bool = False) -> "Transcription | list[Transcription]":
+                   names: Sequence[str] | None = None, timestamps: bool = False,
+                   on_result=None, between_windows=None, preempt=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -210,6 +213,13 @@ class Transcriber:
         and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
         timestamps (segments carry times); `timestamps=True` does so for short clips too.
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
+        `on_result(index, transcription)`: called as each input is finished (or has failed), so
+        a caller can write results as they come and keep them if the rest is interrupted.
+        `between_windows()`: called after each 30 s window step of long audio; it may do other
+        work (a server decodes short requests there, so they are not stuck behind an hour of
+        audio) and returns the indices of inputs to stop (their clients went away): those end
+        with `.error` "cancelled". `preempt()`: called between the token steps of long audio's
+        windows; it may decode other (short) inputs on this Transcriber, returning True if it did.
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -240,7 +250,7 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar)
+        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt)
         self._transcribe_short(job, [i for _, i in short])
         self._transcribe_long(job, long)
         if bar:
@@ -258,7 +268,8 @@ class Transcriber:
     def _fail(self, job: "_Job", i: int, exc: Exception) -> None:
         if job.single:
             raise exc
-        job.outs[i].error = str(exc)
+        job.outs[i].error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        job.done(i)
 
     def _languages(self, job: "_Job", indices: list[int], clips: list[np.ndarray]) -> None:
         """Fill in each input's language: given, or detected on its first 30 s (in one batch)."""
@@ -291,19 +302,38 @@ class Transcriber:
                     self._fail(job, i, exc)
             if not idx:
                 continue
-            self._languages(job, idx, clips)
-            # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
-            # the compression-ratio fallback then runs on the padded re-decode only.
-            first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
-            langs = [job.outs[i].language for i in idx]
-            results = self._decode(self._features(clips, languages=langs), langs, first)
-            self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
-            for i, clip, res in zip(idx, clips, results):
-                out = job.outs[i]
-                out.text = res.text
-                out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
+            try:
+                self._decode_short(job, idx, clips)
+                finished = idx
+            except Exception:  # noqa: BLE001  (one bad row must not fail the others: one by one)
+                if job.single:
+                    raise
+                finished = []
+                for i, clip in zip(idx, clips):
+                    try:
+                        self._decode_short(job, [i], [clip])
+                        finished.append(i)
+                    except Exception as exc:  # noqa: BLE001
+                        self._fail(job, i, exc)
+            for i in finished:
+                job.done(i)
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
+
+    def _decode_short(self, job: "_Job", idx: list[int], clips: list[np.ndarray]) -> None:
+        self._languages(job, idx, clips)
+        # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
+        # the compression-ratio fallback then runs on the padded re-decode only.
+        first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
+        langs = [job.outs[i].language for i in idx]
+        results = self._decode(self._features(clips, languages=langs), langs, first)
+        self._unloop(clips, langs, results, job.options)
+        for i, clip, res in zip(idx, clips, results):
+            out = job.outs[i]
+            # Whisper's no-speech rule, as long-form applies it per window: 5 s of silence is
+            # no text, not a confident-looking sentence in the language ID's guess.
+            out.text = "" if is_silence(res, job.options) else res.text
+            out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), out.text)] if out.text else []
 
     def _unloop(self, clips: list[np.ndarray], languages: list[str | None], results: list, options: DecodeOptions) -> None:
         """Rows that came back in a repetition loop are decoded again, together, the way
@@ -362,7 +392,17 @@ class Transcriber:
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
-                results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
+                try:
+                    with preemptible(job.preempt):
+                        results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
+                except Exception as exc:  # noqa: BLE001  (the window batch failed: fail its inputs, go on)
+                    if job.single:
+                        raise
+                    for cur in active:
+                        cur.close()
+                        self._fail(job, cur.index, exc)
+                    active = []
+                    continue
                 still = []
                 for cur, win, res in zip(active, windows, results):
                     if is_silence(res, options):
@@ -382,6 +422,15 @@ class Transcriber:
                     else:
                         self._finish(job, cur)
                 active = still
+                if job.between_windows is not None:
+                    stop = set(job.between_windows() or ())
+                    for cur in [c for c in active if c.index in stop]:
+                        cur.close()
+                        self._fail(job, cur.index, UserError("cancelled"))
+                    for i in [i for i in pending if i in stop]:
+                        self._fail(job, i, UserError("cancelled"))
+                    active = [c for c in active if c.index not in stop]
+                    pending = [i for i in pending if i not in stop]
         finally:
             for cur in active:
                 cur.close()
@@ -392,6 +441,7 @@ class Transcriber:
         out.duration = cur.duration
         out.segments = [Segment(p.start, p.end, t) for p in cur.pieces if (t := self.vocab.decode(p.tokens))]
         out.text = " ".join(g.text for g in out.segments).strip()
+        job.done(cur.index)
 
 
 @dataclass
@@ -403,19 +453,33 @@ class _Job:
     options: DecodeOptions
     single: bool
     bar: object = None
+    on_result: object = None
+    between_windows: object = None
+    preempt: object = None
+
+    def done(self, i: int) -> None:
+        if self.on_result is not None:
+            self.on_result(i, self.outs[i])
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
     """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run
     (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
     With a run, `source` overrides where its backbone is found."""
-    from lora_whisper.adapters.run import is_run, open_run
+    from lora_whisper.adapters.run import RUN_FILE, is_run, open_run, unrouted_experts
 
     if run is None and source is not None and is_run(str(source)):
         run, source = source, None
     if run is None:
         return Transcriber(load_backbone(source), **kwargs)
+    run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"{run}: is a file; --run takes a run directory (it holds {RUN_FILE})")
     backbone, bank, info = open_run(run, source)
     if bank is None:   # a full fine-tune: every weight was trained with TAIL_SECONDS
         kwargs.setdefault("backbone_tail_seconds", TAIL_SECONDS)
+    lost = unrouted_experts(info, backbone.vocab.languages) if info is not None else []
+    if lost:
+        warnings.warn(f"{run}: expert(s) {', '.join(lost)} match no language code of the backbone and "
+                      f"declare no prompt_language: nothing is routed to them", stacklevel=2)
     return Transcriber(backbone, bank=bank, run_info=info, **kwargs)

@@ -1,11 +1,19 @@
 """The HTTP API: OpenAI-compatible transcription, the run's models, health, and a web page.
 
-Errors use OpenAI's body (`{"error": {"message", "type", "param", "code"}}`) so the official
-clients raise their usual exceptions with our message; a malformed form keeps FastAPI's 422.
-OpenAI's `prompt` field is accepted and not used (the decoder takes no text prompt yet).
+Every error, a malformed form and an unknown route included, uses OpenAI's body
+(`{"error": {"message", "type", "param", "code"}}`) so the official clients raise their usual
+exceptions with our message. OpenAI's `prompt` field is accepted and not used (the decoder
+takes no text prompt yet). Each request gets one access-log line (logger
+`lora_whisper.access`), written as its response completes. Uploads are limited in bytes and
+in seconds of audio; a client that disconnects has its decoding stopped. Decoding is
+deterministic: identical requests get identical transcripts (the temperature fallback samples
+with a per-row seeded generator; `temperature` > 0 starts from sampling, equally seeded).
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
 import os
 import secrets
 import time
@@ -13,13 +21,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import HTTPException, RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from lora_whisper.adapters.run import run_file
-from lora_whisper.serving.batcher import MicroBatcher
+from lora_whisper.serving.access_log import AccessLog
+from lora_whisper.serving.batcher import Cancelled, Job, JobFailed, MicroBatcher
 from lora_whisper.serving.cards import model_card, verbose_json
 from lora_whisper.serving.errors import APIError, UploadLimit, error_body
 
@@ -27,11 +37,35 @@ STATIC = Path(__file__).resolve().parent / "static"
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MODEL_ALIASES = ("whisper-1",)  # what clients written for OpenAI send by default
 FORM_SLACK = 64 * 1024          # multipart boundaries and the small text fields
+DISCONNECT_POLL_S = 0.25        # how often a waiting request checks that its client is still there
+log = logging.getLogger("lora_whisper.serving")
+
+
+def _shown(value, limit: int = 64) -> str:
+    """A client's value quoted in a message: cut short, never a Python repr."""
+    text = " ".join(str(value).split())
+    return f"'{text[:limit]}{'...' if len(text) > limit else ''}'"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    """FastAPI's list of form errors -> one sentence and the field it is about."""
+    first = exc.errors()[0] if exc.errors() else {}
+    field = str(first.get("loc", ("", ""))[-1]) or None
+    kind = first.get("type", "")
+    if kind == "missing":
+        what = "an audio file upload" if field == "file" else "a form field"
+        return f"missing required field '{field}' ({what}; send multipart/form-data)", field
+    expected = {"float_parsing": "a number", "int_parsing": "a whole number"}.get(kind)
+    if expected:
+        return f"field '{field}' must be {expected}, got {_shown(first.get('input'))}", field
+    return f"field '{field}' is not valid ({first.get('msg', 'invalid')})", field
 
 
 def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | None = None,
                max_upload_mb: float = 25.0, max_batch: int = 8, batch_wait_ms: float = 20.0,
-               batcher: MicroBatcher | None = None) -> FastAPI:
+               batcher: MicroBatcher | None = None, max_audio_seconds: float | None = 7200.0) -> FastAPI:
+    """`max_audio_seconds`: the longest audio a request may carry (None: no limit beside the
+    byte limit; 10 MB of FLAC can hold hours of silence)."""
     batcher = batcher or MicroBatcher(transcriber, max_batch=max_batch, wait_ms=batch_wait_ms)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     created = int(time.time())
@@ -50,6 +84,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     app = FastAPI(title="lora-whisper", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.add_middleware(UploadLimit, path="/v1/audio/transcriptions", limit=max_bytes + FORM_SLACK,
                        max_upload_mb=max_upload_mb)
+    app.add_middleware(AccessLog)   # outermost: sees every status, the 413s above included
     app.state.batcher = batcher
     app.state.transcriber = transcriber
 
@@ -57,12 +92,23 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     async def _api_error(request: Request, exc: APIError):
         return JSONResponse(error_body(exc.message, exc.kind, exc.param, exc.code), status_code=exc.status)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
+    @app.exception_handler(StarletteHTTPException)   # ours, and the router's 404/405
+    async def _http_error(request: Request, exc: StarletteHTTPException):
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         body = error_body(str(exc.detail), kind, getattr(exc, "param", None), getattr(exc, "code", None))
         return JSONResponse(body, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)   # a malformed form: OpenAI's shape, not FastAPI's 422
+    async def _invalid_form(request: Request, exc: RequestValidationError):
+        message, field = _validation_message(exc)
+        return JSONResponse(error_body(message, "invalid_request_error", field, "invalid_request"), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.error("unexpected error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return JSONResponse(error_body("internal server error (logged on the server)", "server_error"),
+                            status_code=500)
 
     def require_key(request: Request) -> None:
         if api_key is None:
@@ -77,6 +123,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     def health():
         return {"status": "ok", "model": model_id, "languages": card["languages"],
                 "auth": api_key is not None, "max_upload_mb": max_upload_mb,
+                "max_audio_seconds": max_audio_seconds,
                 "max_batch": batcher.max_batch, "pending": batcher.pending,
                 "requests": batcher.requests, "batches": len(batcher.batches)}
 
@@ -91,15 +138,16 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         return card
 
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_key)])
-    async def transcriptions(file: UploadFile = File(...), model: str = Form(...),
+    async def transcriptions(request: Request, file: UploadFile = File(...), model: str = Form(...),
                              language: str | None = Form(None), response_format: str = Form("json"),
                              temperature: float = Form(0.0), prompt: str | None = Form(None)):
         if model not in (model_id, *MODEL_ALIASES):
-            raise APIError(404, f"model {model!r} not found; this server has {model_id!r}", "model", "model_not_found")
+            raise APIError(404, f"model {_shown(model)} not found; this server has '{model_id}'", "model",
+                           "model_not_found")
         if response_format not in RESPONSE_FORMATS:
-            raise APIError(400, f"response_format {response_format!r} is not one of: {', '.join(RESPONSE_FORMATS)}",
+            raise APIError(400, f"response_format {_shown(response_format)} is not one of: {', '.join(RESPONSE_FORMATS)}",
                            "response_format")
-        if not 0.0 <= temperature <= 1.0:
+        if not 0.0 <= temperature <= 1.0:   # NaN fails this too
             raise APIError(400, f"temperature must be between 0 and 1, got {temperature}", "temperature")
         try:
             code = transcriber._check_language(language)
@@ -109,27 +157,65 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         if len(data) > max_bytes:
             raise APIError(413, f"file is {len(data) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB",
                            "file", "file_too_large")
-        from lora_whisper.audio import AudioError, decode_bytes
+        from lora_whisper.audio import AudioError, AudioTooLong, decode_bytes
 
+        name = " ".join((file.filename or "upload").split())[:128] or "upload"
         try:
-            audio = await run_in_threadpool(decode_bytes, data, file.filename or "upload")
+            audio = await run_in_threadpool(decode_bytes, data, name, max_seconds=max_audio_seconds)
+        except AudioTooLong as exc:
+            raise APIError(413, str(exc), "file", "audio_too_long") from None
         except AudioError as exc:
             raise APIError(400, str(exc), "file", "invalid_audio") from None
-        try:
-            t = await batcher.transcribe(audio, code, temperature)
-        except Exception as exc:  # noqa: BLE001  (reported; the worker keeps serving)
-            raise APIError(500, f"transcription failed: {type(exc).__name__}: {exc}", None, None,
-                           "server_error") from None
+        request.state.audio_seconds = len(audio) / 16000
+        t = await _decode(request, Job(audio, code, float(temperature)))
+        request.state.language, request.state.expert = t.language, t.expert
         if response_format == "json":
             return {"text": t.text}
         if response_format == "verbose_json":
-            return verbose_json(t, model_id, transcriber.mixture_for(t.language))
+            return verbose_json(t, model_id, transcriber.mixture_for(t.language), transcriber.bank is not None)
         if response_format == "text":
             return PlainTextResponse(t.text)
         from lora_whisper.inference.formats import render
 
         return PlainTextResponse(render(t, response_format),
                                  media_type="text/vtt" if response_format == "vtt" else "text/plain")
+
+    async def _decode(request: Request, job: Job):
+        """Wait for the batcher; if the client goes away meanwhile, its work is dropped."""
+        try:
+            batcher.submit_job(job)
+        except Cancelled as exc:
+            raise APIError(503, str(exc), None, "shutting_down", "server_error") from None
+        waiter = asyncio.wrap_future(job.future)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    break
+                if await request.is_disconnected():
+                    job.abandon()
+                    waiter.cancel()   # nobody will read its outcome
+                    raise APIError(499, "client closed the request", None, "client_closed")
+        except asyncio.CancelledError:
+            waiter.cancel()
+            # uvicorn cancels what is still running when its drain time (--drain-seconds) is up:
+            # stop the work, and answer rather than die with a traceback in the log.
+            job.abandon()
+            raise APIError(503, "the server is shutting down; retry later", None, "shutting_down",
+                           "server_error") from None
+        try:
+            return waiter.result()
+        except (Cancelled, concurrent.futures.CancelledError):
+            raise APIError(503, "transcription cancelled (the server is shutting down)", None, "cancelled",
+                           "server_error") from None
+        except JobFailed as exc:   # this row failed; its batch's other requests did not
+            log.error("transcription of one request failed: %s", exc)
+            raise APIError(500, "transcription of this file failed (logged on the server); the server "
+                                "goes on serving", None, "transcription_failed", "server_error") from None
+        except Exception as exc:  # noqa: BLE001  (reported; the worker keeps serving)
+            log.error("transcription failed: %s: %s", type(exc).__name__, exc)
+            raise APIError(500, "transcription failed (logged on the server)", None, "transcription_failed",
+                           "server_error") from None
 
     @app.get("/", include_in_schema=False)
     def index():

@@ -8,6 +8,13 @@ Transcriber routes each row to its language's expert inside one mixed batch.
 Requests of every language, given or left to detection, share one call (`transcribe` takes
 one language per input); only different temperatures go in separate calls, because the
 decoding options are per call.
+
+Fairness: audio over 29 s (long-form, 30 s windows) goes to a long lane, decoded a window
+step at a time; between two steps the worker serves every short request that has arrived,
+and between the decoder's token steps inside a window (`decoding.preemptible`), so a 4 s
+request waits for one forward of the long batch, not for an hour of audio. A request whose
+client went away (`Job.abandon()`) is dropped before it starts, or between two windows.
+`stop()` ends the long lane at its next window (bounded shutdown).
 """
 from __future__ import annotations
 
@@ -23,12 +30,30 @@ import numpy as np
 _STOP = object()
 
 
+class JobFailed(Exception):
+    """This request's row failed (the others of its batch did not); the message is one line."""
+
+
+class Cancelled(Exception):
+    """The client went away, or the server is shutting down."""
+
+
 @dataclass
 class Job:
     audio: np.ndarray
     language: str | None          # a checked code, or None = detect
     temperature: float = 0.0
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / 16000
+
+    def abandon(self) -> None:
+        """The client is gone: do not start this job, and stop it between windows."""
+        self.abandoned.set()
+        self.future.cancel()   # only succeeds while it is still queued
 
 
 def temperatures_from(t: float, base: tuple[float, ...]) -> tuple[float, ...]:
@@ -45,6 +70,7 @@ class MicroBatcher:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.transcriber = transcriber
+        self.base_options = transcriber.options   # each call's temperatures are derived from these
         self.max_batch = max_batch
         self.wait_s = max(0.0, wait_ms) / 1000.0
         self._queue: queue.Queue = queue.Queue()
@@ -54,6 +80,10 @@ class MicroBatcher:
         self.requests = 0
         self.batches: list[int] = []          # requests collected per batch
         self.calls: list[int] = []            # rows per transcribe() call (one decode pass each)
+        self.long_steps = 0                   # window steps of the long lane
+        self._long: list[Job] = []            # long jobs waiting for the lane (worker only)
+        self._running = 0                     # jobs taken by the worker and not yet answered
+        self._stopping = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -63,23 +93,31 @@ class MicroBatcher:
                 self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Finish what is running (a long job stops at its next window), fail what waits."""
+        self._stopping.set()
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout)
+        self._stopping.clear()
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Requests queued or being decoded (a long upload in progress counts)."""
+        return self._queue.qsize() + self._running
 
     # -- submitting ---------------------------------------------------------------------
     def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0
                ) -> concurrent.futures.Future:
+        return self.submit_job(Job(audio, language, float(temperature))).future
+
+    def submit_job(self, job: Job) -> Job:
+        if self._stopping.is_set():
+            raise Cancelled("the server is shutting down")
         self.start()
-        job = Job(audio, language, float(temperature))
         self._queue.put(job)
-        return job.future
+        return job
 
     async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0):
         return await asyncio.wrap_future(self.submit(audio, language, temperature))
@@ -102,39 +140,117 @@ class MicroBatcher:
 
     def _run(self) -> None:
         while True:
+            if self._long and self._queue.empty():
+                self._long_lane()
+                continue
             item = self._queue.get()
             if item is _STOP:
+                self._fail_waiting()
                 return
             jobs, stop = self._collect(item)
-            # A request whose client went away is cancelled: no work for it.
-            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-            if live:
-                self.requests += len(live)
-                self.batches.append(len(live))
-                self._process(live)
+            self._take(jobs)
             if stop:
+                self._fail_waiting()
                 return
 
-    def _process(self, jobs: list[Job]) -> None:
+    def _take(self, jobs: list[Job]) -> None:
+        """Short jobs are decoded now; long ones join the long lane."""
+        # A request whose client went away is cancelled: no work for it.
+        live = [j for j in jobs if not j.abandoned.is_set() and j.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        self.requests += len(live)
+        self.batches.append(len(live))
+        from lora_whisper.inference.transcriber import SHORT_SECONDS
+
+        short = [j for j in live if j.seconds <= SHORT_SECONDS]
+        self._long += [j for j in live if j.seconds > SHORT_SECONDS]
+        self._running += len(live)
+        if short:
+            self._process(short)
+
+    def _long_lane(self) -> None:
+        for j in [j for j in self._long if j.abandoned.is_set()]:
+            self._answer(j, exc=Cancelled("cancelled"))
+        live = [j for j in self._long if not j.abandoned.is_set()]
+        group, self._long = live[: self.max_batch], live[self.max_batch:]
+        if not group:
+            return
+
+        def serve_waiting() -> bool:
+            """Decode the short requests that arrived meanwhile (long ones wait for this group)."""
+            if self._queue.empty() or self._stopping.is_set():
+                return False
+            arrived = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._stopping.set()
+                    self._queue.put(_STOP)   # the main loop ends once this group has stopped
+                    break
+                arrived.append(item)
+            for k in range(0, len(arrived), self.max_batch):
+                self._take(arrived[k:k + self.max_batch])
+            return bool(arrived)
+
+        def between_windows() -> list[int]:
+            # Serve what arrived, then say which of this group to stop: clients gone, or stopping.
+            self.long_steps += 1
+            serve_waiting()
+            return [i for i, j in enumerate(group) if j.abandoned.is_set() or self._stopping.is_set()]
+
+        # Short requests are also served between the token steps of a window, so they wait
+        # for one decoder step, not for a whole window of speech.
+        self._process(group, between_windows, serve_waiting)
+
+    def _fail_waiting(self) -> None:
+        for j in self._long:
+            self._answer(j, exc=Cancelled("the server is shutting down"))
+        self._long = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP and item.future.set_running_or_notify_cancel():
+                item.future.set_exception(Cancelled("the server is shutting down"))
+
+    def _answer(self, job: Job, result=None, exc: BaseException | None = None) -> None:
+        self._running -= 1
+        if job.future.done():
+            return
+        if exc is not None:
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(result)
+
+    def _process(self, jobs: list[Job], between_windows=None, preempt=None) -> None:
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
             groups.setdefault(j.temperature, []).append(j)
         t = self.transcriber
-        base = t.options
         for temperature, group in groups.items():
+            outer = t.options   # a short batch served between windows runs inside a long call
             try:
-                t.options = replace(base, temperatures=temperatures_from(temperature, base.temperatures))
+                t.options = replace(self.base_options,
+                                    temperatures=temperatures_from(temperature, self.base_options.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group))
-            except BaseException as exc:  # noqa: BLE001  (the request fails; the server goes on)
+                                       names=["upload"] * len(group), between_windows=between_windows,
+                                       preempt=preempt)
+            except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
-                    j.future.set_exception(exc)
+                    self._answer(j, exc=exc)
                 continue
             finally:
-                t.options = base
+                t.options = outer
             for j, r in zip(group, results):
-                if r.error:
-                    j.future.set_exception(RuntimeError(r.error))
+                if r.error == "cancelled":
+                    self._answer(j, exc=Cancelled("cancelled"))
+                elif r.error:
+                    self._answer(j, exc=JobFailed(r.error))
                 else:
-                    j.future.set_result(r)
+                    self._answer(j, r)

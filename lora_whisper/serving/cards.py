@@ -25,12 +25,16 @@ def model_card(transcriber, model_id: str, created: int) -> dict:
     }
 
 
-def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None) -> dict:
+def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_experts: bool = False) -> dict:
     """OpenAI's verbose_json plus what routed the clip: `expert` (a name, "a+b" for a MoE
-    language, None for the bare backbone) and `mixture` ({expert: weight})."""
+    language, None for the bare backbone), `mixture` ({expert: weight}) and, when a run
+    with experts has none for the clip's language, a `warning` saying so."""
     from lora_whisper.languages import language_name
 
-    return {
+    extra = {}
+    if has_experts and t.expert is None and t.language:
+        extra["warning"] = f"no expert for language {t.language!r} in this run: decoded by the bare backbone"
+    return {**extra, 
         "task": "transcribe",
         "language": language_name(t.language) if t.language else None,  # OpenAI gives the name
         "language_code": t.language,

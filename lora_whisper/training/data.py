@@ -1,7 +1,8 @@
 """Training and dev utterances for a run, checked before any weight moves.
 
 A run that would fail an hour in (a language with no training audio, a code the backbone
-does not know, a missing file) fails here, with the counts it found.
+does not know, a missing file) fails here, with the counts it found; an undecodable clip or a
+transcript too long for the decoder is skipped here with a count (screen.py).
 """
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ class RunData:
     dev: list[Utterance]
     durations: list[float]          # per training utterance, seconds
 
+    def fingerprint(self) -> str:
+        """sha256 of what training reads: each row's id, language, text, measured duration and
+        audio file size, and the dev rows. A resume compares it with its checkpoint's."""
+        import hashlib
+        import json
+        import os
+
+        def size(u):
+            try:
+                return os.path.getsize(u.audio)
+            except (OSError, TypeError):
+                return None
+
+        rows = [[u.id, u.language, u.text, round(d, 3), size(u)] for u, d in zip(self.train, self.durations)]
+        dev = [[u.id, u.language, u.text, size(u)] for u in self.dev]
+        blob = json.dumps({"languages": self.languages, "train": rows, "dev": dev}, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
 
 def _counts(utts: Sequence[Utterance]) -> str:
     c = Counter(u.language for u in utts)
@@ -31,8 +50,8 @@ def _counts(utts: Sequence[Utterance]) -> str:
 def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str], vocab,
                   max_train_per_language: int | None = None, max_dev_per_language: int | None = None,
                   seed: int = 0, log=print) -> RunData:
-    from lora_whisper.data.batching import durations_of
     from lora_whisper.data.readers import open_source
+    from lora_whisper.training.screen import screen
 
     if not train_spec:
         raise UserError("no training data: give --data (a manifest or corpus)")
@@ -52,6 +71,14 @@ def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str
         log(f"note: ignoring {sum(u.language in unused for u in train)} training utterances "
             f"in languages not asked for ({', '.join(unused)})", file=sys.stderr)
     train = subsample([u for u in train if u.language in langs], max_train_per_language, seed)
+    checked = screen(train, vocab)
+    if checked.skipped:
+        log(checked.note("training", len(train)), file=sys.stderr)
+    emptied = [c for c in langs if not any(u.language == c for u in checked.kept)]
+    if emptied:
+        raise UserError(f"no usable training utterances left for {', '.join(emptied)} in {train_spec} "
+                        f"({checked.note('training', len(train))[len('note: '):]})")
+    train = checked.kept
     dev: list[Utterance] = []
     if dev_spec:
         dev = [u for u in open_source(dev_spec) if u.language in langs]
@@ -62,4 +89,8 @@ def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str
             log(f"note: no dev utterances for {', '.join(no_dev)}; the dev error averages "
                 f"the other languages", file=sys.stderr)
         dev = subsample(dev, max_dev_per_language, seed)
-    return RunData(langs, train, dev, durations_of(train))
+        checked_dev = screen(dev, vocab)
+        if checked_dev.skipped:
+            log(checked_dev.note("dev", len(dev)), file=sys.stderr)
+        dev = checked_dev.kept
+    return RunData(langs, train, dev, checked.durations)

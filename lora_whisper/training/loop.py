@@ -52,6 +52,7 @@ class FitResult:
     best_error: float | None
     interrupted: bool = False     # stopped by `stop_after_steps` (debug)
     stopped_early: bool = False   # `patience` dev evaluations without improvement
+    nothing_to_do: bool = False   # a resume of a run that had already finished
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -177,8 +178,14 @@ def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> Fit
 
     # -- resume ----------------------------------------------------------------------------
     step, best = 0, None
+    data_fingerprint = data.fingerprint() if hasattr(data, "fingerprint") else None
     if config.resume:
         state = ckpt.load_checkpoint(run_dir)
+        saved_fp = state.get("data_fingerprint")
+        if saved_fp and data_fingerprint and saved_fp != data_fingerprint:
+            raise UserError(f"{run_dir}: the training or dev data changed since the checkpoint "
+                            f"(now {len(data.train)} training utterances); resume with the data it was "
+                            f"started on, or train into a new --out")
         if state["world_size"] != world.size:
             raise UserError(f"{run_dir}: checkpoint written by {state['world_size']} process(es), "
                             f"resuming with {world.size}; the data order would differ")
@@ -189,6 +196,13 @@ def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> Fit
         scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         step, best = state["step"], state["best"]
+        done = json.loads((run_dir / FIT_FILE).read_text()) if (run_dir / FIT_FILE).exists() else {}
+        if done.get("steps") == step:
+            # Finished (fit.json is written last, after the final adapters): nothing to redo,
+            # and redoing the final save would overwrite its provenance.
+            return FitResult(step, total_steps, done.get("last_loss"), done.get("best_step"),
+                             done.get("best_dev_error_clipped"), stopped_early=bool(done.get("stopped_early")),
+                             nothing_to_do=True)
         log.truncate_after(step)
 
     def save_checkpoint():
@@ -199,7 +213,7 @@ def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> Fit
                 "params": ckpt.trainable_state(plan.params), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state(), "best": best,
                 "world_size": world.size, "backbone_fingerprint": plan.backbone.fingerprint,
-                "recipe": plan.recipe,
+                "recipe": plan.recipe, "data_fingerprint": data_fingerprint,
             })
 
     def provenance(**extra) -> dict:

@@ -24,15 +24,20 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> Path:
         return run_dir  # rank 0 checks and creates it; the others would race with it
     if config.resume:
         saved = run_dir / CONFIG_FILE
+        _remove_stale_temp_files(run_dir)
         if not (run_dir / "checkpoints" / "last.pt").exists():
             raise UserError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
         if saved.exists():
-            before = TrainConfig.from_toml(saved)
+            # Both sides with absolute paths, and --out as given now (the run may have moved).
+            before = replace(absolute_paths(TrainConfig.from_toml(saved)), out=config.out)
             diffs = before.trajectory_differences(config)
             if diffs:
                 raise UserError(f"{run_dir}: --resume with different settings ({'; '.join(diffs)}); "
                                 f"rerun with the settings in {saved}")
         return run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: is a file; --out takes a directory to create")
+    _clear_unstarted(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         hint = " (it has a checkpoint: add --resume to continue it)" \
             if (run_dir / "checkpoints" / "last.pt").exists() else ""
@@ -41,6 +46,54 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> Path:
     # What a later `--resume --out RUN` starts from: not the one-off flags of this call.
     replace(config, resume=False, stop_after_steps=None).save(run_dir / CONFIG_FILE)
     return run_dir
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """Temp files of atomic writes a kill interrupted (`.last.pt.x1y2.tmp`, up to a
+    checkpoint's size): nobody will rename them now."""
+    stale = [p for p in run_dir.rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        print(f"note: removed {len(stale)} unfinished temp file(s) of an interrupted write in {run_dir}",
+              file=sys.stderr)
+
+
+# What a start writes before its first checkpoint; a directory holding nothing else is a
+# start that failed or was stopped early, and a rerun may begin again there.
+_BEFORE_FIRST_CHECKPOINT = {CONFIG_FILE, "metrics.jsonl", "checkpoints"}
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    if not run_dir.is_dir() or not (run_dir / CONFIG_FILE).exists() or (run_dir / "checkpoints" / "last.pt").exists():
+        return
+    names = {p.name for p in run_dir.iterdir() if not p.name.endswith(".tmp")}
+    ckpt_dir = run_dir / "checkpoints"
+    if not names <= _BEFORE_FIRST_CHECKPOINT or (ckpt_dir.is_dir() and any(
+            not p.name.endswith(".tmp") for p in ckpt_dir.iterdir())):
+        return
+    import shutil
+
+    shutil.rmtree(run_dir)
+    print(f"note: {run_dir} held only a start that never reached its first checkpoint; starting again",
+          file=sys.stderr)
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """Data and backbone paths made absolute, so the saved config (and a resume from another
+    working directory) names the same files. Hub ids and missing paths are kept as given."""
+    from lora_whisper.data.readers import parse_spec
+
+    def absolute(spec: str | None) -> str | None:
+        if not spec:
+            return spec
+        fmt, path = parse_spec(spec)
+        if not path.exists():
+            return spec
+        return f"{fmt}:{path.resolve()}" if fmt else str(path.resolve())
+
+    changes = {k: absolute(getattr(config, k)) for k in ("data", "dev", "backbone")}
+    return replace(config, **{k: v for k, v in changes.items() if v != getattr(config, k)})
 
 
 def resolve(config: TrainConfig, device) -> TrainConfig:
@@ -73,7 +126,7 @@ def train(config: TrainConfig, backbone=None) -> Path:
         raise UserError("--patience needs a dev set (--dev): early stopping watches the dev error")
     world = distributed.setup()
     try:
-        config = resolve(config, world.device)
+        config = resolve(absolute_paths(config), world.device)
         if backbone is None:
             from lora_whisper.backbone.load import load_backbone
 
@@ -96,7 +149,10 @@ def train(config: TrainConfig, backbone=None) -> Path:
         elif data.dev:
             scorer = _Placeholder()  # other ranks only need to know evaluations happen
         result = fit(plan, data, config, run_dir, world, dev_scorer=scorer)
-        if world.is_main and not result.interrupted:
+        if world.is_main and result.nothing_to_do:
+            say(f"{run_dir}: already finished ({result.steps} of {result.total_steps} steps); nothing to resume",
+                file=sys.stderr)
+        elif world.is_main and not result.interrupted:
             best = (f"; best dev error {result.best_error:.2f} at step {result.best_step}"
                     if result.best_step else "")
             early = " (stopped early)" if result.stopped_early else ""

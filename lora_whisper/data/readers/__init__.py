@@ -113,8 +113,12 @@ def read_source(spec: str | Path, language: str | None = None, split: str | None
     """Everything in a source, good rows and bad rows apart (what `data check` reports)."""
     fmt, path, rows = iter_source(spec, language, split, check_files)
     out = SourceRows(str(spec), fmt, path)
-    for row in rows:
-        (out.bad if isinstance(row, BadRow) else out.utterances).append(row)
+    try:
+        for row in rows:
+            (out.bad if isinstance(row, BadRow) else out.utterances).append(row)
+    except UnicodeDecodeError as exc:  # a CSV/TSV/transcript file in another encoding
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} "
+                        f"of a read block); re-save it as UTF-8") from None
     return out
 
 
