@@ -10,11 +10,13 @@ one language per input); only different temperatures go in separate calls, becau
 decoding options are per call.
 
 Fairness: audio over 29 s (long-form, 30 s windows) goes to a long lane, decoded a window
-step at a time; between two steps the worker serves every short request that has arrived,
-and between the decoder's token steps inside a window (`decoding.preemptible`), so a 4 s
-request waits for one forward of the long batch, not for an hour of audio. A request whose
-client went away (`Job.abandon()`) is dropped before it starts, or between two windows.
-`stop()` ends the long lane at its next window (bounded shutdown).
+step at a time, up to `max_batch` inputs side by side; a long request arriving meanwhile joins
+the running call at the next step, and each is answered as soon as it is done (40 s never waits
+for an hour). Short requests are served between two steps, and inside a step between encoder
+layers and decoder token steps (`decoding.preemptible`), so a 4 s request waits for one
+layer's forward of the long batch, not for an hour of audio. A request whose client went away
+(`Job.abandon()`) is dropped before it starts, or between two windows. `stop()` ends the long
+lane at its next window (bounded shutdown).
 """
 from __future__ import annotations
 
