@@ -215,10 +215,12 @@ class Transcriber:
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
         `on_result(index, transcription)`: called as each input is finished (or has failed), so
         a caller can write results as they come and keep them if the rest is interrupted.
-        `between_windows()`: called after each 30 s window step of long audio; it may do other
-        work (a server decodes short requests there, so they are not stuck behind an hour of
-        audio) and returns the indices of inputs to stop (their clients went away): those end
-        with `.error` "cancelled". `preempt()`: called between the token steps of long audio's
+        `between_windows(join)`: called after each 30 s window step of long audio; it may do
+        other work (a server decodes short requests there, so they are not stuck behind an hour
+        of audio), may add long inputs to this call with `join(audio, language) -> index` (they
+        start at the next step, beside the others; their results come through `on_result`),
+        and returns the indices of inputs to stop (their clients went away): those end with
+        `.error` "cancelled". `preempt()`: called between the token steps of long audio's
         windows; it may decode other (short) inputs on this Transcriber, returning True if it did.
         """
         single = not isinstance(inputs, (list, tuple))
@@ -423,7 +425,7 @@ class Transcriber:
                         self._finish(job, cur)
                 active = still
                 if job.between_windows is not None:
-                    stop = set(job.between_windows() or ())
+                    stop = set(job.between_windows(lambda x, lang: self._join(job, pending, x, lang)) or ())
                     for cur in [c for c in active if c.index in stop]:
                         cur.close()
                         self._fail(job, cur.index, UserError("cancelled"))
@@ -434,6 +436,15 @@ class Transcriber:
         finally:
             for cur in active:
                 cur.close()
+
+    def _join(self, job: "_Job", pending: list[int], x, language: str | None) -> int:
+        """A long input added to a running call: queued behind the inputs already waiting."""
+        i = len(job.items)
+        job.items.append(x)
+        job.forced.append(self._check_language(language))
+        job.outs.append(Transcription(source=str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
+        pending.insert(0, i)   # popped from the end: first come, first opened
+        return i
 
     def _finish(self, job: "_Job", cur: Cursor) -> None:
         cur.close()

@@ -10,11 +10,13 @@ one language per input); only different temperatures go in separate calls, becau
 decoding options are per call.
 
 Fairness: audio over 29 s (long-form, 30 s windows) goes to a long lane, decoded a window
-step at a time; between two steps the worker serves every short request that has arrived,
-and between the decoder's token steps inside a window (`decoding.preemptible`), so a 4 s
-request waits for one forward of the long batch, not for an hour of audio. A request whose
-client went away (`Job.abandon()`) is dropped before it starts, or between two windows.
-`stop()` ends the long lane at its next window (bounded shutdown).
+step at a time, up to `max_batch` inputs side by side; a long request arriving meanwhile joins
+the running call at the next step, and each is answered as soon as it is done (40 s never waits
+for an hour). Short requests are served between two steps, and inside a step between encoder
+layers and decoder token steps (`decoding.preemptible`), so a 4 s request waits for one
+layer's forward of the long batch, not for an hour of audio. A request whose client went away
+(`Job.abandon()`) is dropped before it starts, or between two windows. `stop()` ends the long
+lane at its next window (bounded shutdown).
 """
 from __future__ import annotations
 
@@ -170,41 +172,72 @@ class MicroBatcher:
             self._process(short)
 
     def _long_lane(self) -> None:
+        """Long jobs of one temperature, side by side a window step at a time (up to
+        max_batch; more of that temperature join as others finish), each answered as soon
+        as it is done. Short requests are served between steps and inside them."""
         for j in [j for j in self._long if j.abandoned.is_set()]:
             self._answer(j, exc=Cancelled("cancelled"))
         live = [j for j in self._long if not j.abandoned.is_set()]
-        group, self._long = live[: self.max_batch], live[self.max_batch:]
-        if not group:
+        if not live:
+            self._long = []
             return
+        temperature = live[0].temperature
+        members = [j for j in live if j.temperature == temperature]   # index in the call -> job
+        self._long = [j for j in live if j.temperature != temperature]
 
-        def serve_waiting() -> bool:
-            """Decode the short requests that arrived meanwhile (long ones wait for this group)."""
-            if self._queue.empty() or self._stopping.is_set():
-                return False
+        def serve_waiting(join=None) -> bool:
+            """Decode the short requests that arrived meanwhile; long ones join this call
+            (same temperature) or wait for the lane."""
             arrived = []
-            while True:
+            while not self._stopping.is_set():
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
                     self._stopping.set()
-                    self._queue.put(_STOP)   # the main loop ends once this group has stopped
+                    self._queue.put(_STOP)   # the main loop ends once this call has stopped
                     break
                 arrived.append(item)
             for k in range(0, len(arrived), self.max_batch):
                 self._take(arrived[k:k + self.max_batch])
+            if join is not None and not self._stopping.is_set():
+                for j in [j for j in self._long if j.temperature == temperature and not j.abandoned.is_set()]:
+                    self._long.remove(j)
+                    index = join(j.audio, j.language)
+                    assert index == len(members)
+                    members.append(j)
             return bool(arrived)
 
-        def between_windows() -> list[int]:
-            # Serve what arrived, then say which of this group to stop: clients gone, or stopping.
+        def between_windows(join) -> list[int]:
+            # Serve what arrived, then say which inputs to stop: clients gone, or stopping.
             self.long_steps += 1
-            serve_waiting()
-            return [i for i, j in enumerate(group) if j.abandoned.is_set() or self._stopping.is_set()]
+            serve_waiting(join)
+            return [i for i, j in enumerate(members) if j.abandoned.is_set() or self._stopping.is_set()]
 
-        # Short requests are also served between the token steps of a window, so they wait
-        # for one decoder step, not for a whole window of speech.
-        self._process(group, between_windows, serve_waiting)
+        def finished(i: int, r) -> None:   # answered at once, not when the whole call ends
+            if r.error == "cancelled":
+                self._answer(members[i], exc=Cancelled("cancelled"))
+            elif r.error:
+                self._answer(members[i], exc=JobFailed(r.error))
+            else:
+                self._answer(members[i], r)
+
+        t = self.transcriber
+        outer = t.options
+        t.options = replace(self.base_options, temperatures=temperatures_from(temperature, self.base_options.temperatures))
+        self.calls.append(len(members))
+        try:
+            # Short requests are also served between encoder layers and decoder token steps
+            # (serve_waiting as `preempt`), so they wait for one layer's forward, not a window.
+            t.transcribe([j.audio for j in members], language=[j.language for j in members],
+                         names=["upload"] * len(members), on_result=finished,
+                         between_windows=between_windows, preempt=serve_waiting)
+        except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
+            for j in members:
+                self._answer(j, exc=exc)
+        finally:
+            t.options = outer
 
     def _fail_waiting(self) -> None:
         for j in self._long:
@@ -219,15 +252,16 @@ class MicroBatcher:
                 item.future.set_exception(Cancelled("the server is shutting down"))
 
     def _answer(self, job: Job, result=None, exc: BaseException | None = None) -> None:
-        self._running -= 1
         if job.future.done():
             return
+        self._running -= 1
         if exc is not None:
             job.future.set_exception(exc)
         else:
             job.future.set_result(result)
 
-    def _process(self, jobs: list[Job], between_windows=None, preempt=None) -> None:
+    def _process(self, jobs: list[Job]) -> None:
+        """Short jobs: one transcribe() call per temperature, answered when it returns."""
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
             groups.setdefault(j.temperature, []).append(j)
@@ -239,8 +273,7 @@ class MicroBatcher:
                                     temperatures=temperatures_from(temperature, self.base_options.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group), between_windows=between_windows,
-                                       preempt=preempt)
+                                       names=["upload"] * len(group))
             except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
                     self._answer(j, exc=exc)
@@ -248,9 +281,7 @@ class MicroBatcher:
             finally:
                 t.options = outer
             for j, r in zip(group, results):
-                if r.error == "cancelled":
-                    self._answer(j, exc=Cancelled("cancelled"))
-                elif r.error:
+                if r.error:
                     self._answer(j, exc=JobFailed(r.error))
                 else:
                     self._answer(j, r)

@@ -261,3 +261,27 @@ def test_verbose_json_says_when_no_expert_serves_the_language(transcriber):
     assert r.json()["expert"] is None
     assert r.json()["warning"] == "no expert for language 'fr' in this run: decoded by the bare backbone"
     assert routed.json()["expert"] == "de" and "warning" not in routed.json()
+
+
+def test_a_shorter_long_request_joins_the_running_one_and_finishes_first(transcriber, live_server, gate):
+    """40 s sent while 10 minutes are being decoded: it joins the windows in progress and is
+    answered after its own two windows, not after the 10 minutes."""
+    server = live_server(create_app(transcriber, model_id=MODEL, batch_wait_ms=5))
+    batcher = server.app.state.batcher
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        long = pool.submit(post, server.url, flac_silence(600), "long.flac", language="de")
+        gate.release()
+        wait_for(lambda: batcher.long_steps >= 1, "the long upload's first window")
+        medium = pool.submit(post, server.url, wav_bytes(noise(40.0)), "medium.wav", language="en")
+        wait_for(lambda: batcher.pending >= 2, "the 40 s request to be queued")
+        for _ in range(6):
+            steps = batcher.long_steps
+            gate.release()
+            wait_for(lambda: medium.done() or batcher.long_steps > steps, "a window step")
+            if medium.done():
+                break
+        assert medium.result().status_code == 200 and not long.done()
+        assert batcher.long_steps <= 5
+        for _ in range(40):
+            gate.release()
+        assert long.result().status_code == 200
