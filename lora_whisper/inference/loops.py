@@ -83,12 +83,53 @@ def is_loop(text: str, language: str | None, rule: LoopRule = DEFAULT_RULE) -> b
     return tandem_repeat(units(text, language), rule.chars if cer else rule.words) is not None
 
 
+def _pieces(text: str, language: str | None) -> tuple[list[str], list[str], str]:
+    """The text cut into the units `units` compares (words, or characters for CER languages),
+    each kept as written, with the normalised form beside it, and the joiner."""
+    if language is not None and uses_cer(language):
+        raw = [c for c in text if not c.isspace()]
+        return raw, [_PUNCT.sub("", c.lower()) or c for c in raw], ""
+    raw = text.split()
+    return raw, [_PUNCT.sub("", w.lower()) or w for w in raw], " "
+
+
+def collapse(text: str, language: str | None, rule: LoopRule = DEFAULT_RULE) -> str:
+    """The text with each back-to-back repeat that `rule` calls a loop said once: the last
+    resort for a row that loops however it is decoded ("red alert red alert red alert" ->
+    "red alert"; "ひぃぃぃぃぃ…" -> "ひぃ"). What was said before and after the loop stays."""
+    raw, norm, joiner = _pieces(text, language)
+    pairs = rule.chars if joiner == "" else rule.words
+    changed = True
+    while changed:
+        changed = False
+        for period in range(1, len(norm) // 2 + 1):
+            need = min((r for p, r in pairs if period >= p), default=None)
+            if need is None:
+                continue
+            run, j = 0, period
+            while j < len(norm):
+                run = run + 1 if norm[j] == norm[j - period] else 0
+                end = j + 1 >= len(norm) or norm[j + 1] != norm[j + 1 - period]
+                if run and end and 1 + run // period >= need:
+                    start = j + 1 - run          # the run of repeats begins here
+                    cut = (run // period) * period
+                    del raw[start:start + cut], norm[start:start + cut]
+                    changed = True
+                    break
+                j += 1
+            if changed:
+                break
+    return joiner.join(raw)
+
+
 def guard(results: list, languages: list[str | None], stages: list, rule: LoopRule = DEFAULT_RULE) -> int:
     """Re-decode, in place, the rows of `results` (objects with `.text`) that loop.
 
     `stages`: callables taking row indices and returning new results for those rows, tried in
     order on the rows still looping (e.g. 30 s padding, then 30 s padding with timestamps).
     A row takes the new result when it does not loop, or loops on fewer units than before.
+    A row that loops after every stage has its repeats said once (`collapse`): whisper-base at
+    temperature 0 can loop on a clip however it is padded (a Japanese clip ended in 200 "ぃ").
     Rows that do not loop are never touched. Returns how many rows were re-decoded."""
     flagged = [k for k, r in enumerate(results) if is_loop(r.text, languages[k], rule)]
     redone = len(flagged)
@@ -103,4 +144,6 @@ def guard(results: list, languages: list[str | None], stages: list, rule: LoopRu
             if looping:
                 still.append(k)
         flagged = still
+    for k in flagged:
+        results[k].text = collapse(results[k].text, languages[k], rule)
     return redone

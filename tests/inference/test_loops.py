@@ -54,3 +54,21 @@ def test_guard_redecodes_only_looping_rows_and_keeps_the_better_one():
     assert [r.text for r in results] == ["fine", "red alert", "a b c"]
     assert calls == [("pad", [1, 2]), ("ts", [2])]
     assert guard([R("fine")], ["en"], [stage1]) == 0 and len(calls) == 2   # loop-free rows pay nothing
+
+
+def test_a_row_that_loops_after_every_stage_says_its_repeats_once():
+    results = [R("fine"), R("Turn off the light. Turn off the light. Turn off the light.")]
+    still = lambda rows: [R("turn off the light turn off the light turn off the light turn off")]  # noqa: E731
+    assert guard(results, ["en", "en"], [still]) == 1
+    assert results[0].text == "fine"
+    assert results[1].text == "Turn off the light." and not is_loop(results[1].text, "en")
+
+
+def test_collapse_keeps_what_surrounds_the_loop():
+    from lora_whisper.inference.loops import collapse
+
+    assert collapse("so I said hello there hello there hello there and left", "en") == "so I said hello there and left"
+    assert collapse("きそうとそうししょひきひ" + "ぃ" * 40, "ja") == "きそうとそうししょひきひぃ"
+    assert collapse("我以为是一个傻瓜" * 4, "zh") == "我以为是一个傻瓜"
+    for ordinary in ("a b c d e", "谢谢你谢谢", "we will, we will rock you"):
+        assert collapse(ordinary, "zh" if "谢" in ordinary else "en") == ordinary
