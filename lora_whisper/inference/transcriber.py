@@ -27,6 +27,7 @@ class Segment:
     start: float
     end: float
     text: str
+    words: list | None = None   # inference/words.Word per word, with --word-timestamps
 
 
 @dataclass
@@ -41,7 +42,11 @@ class Transcription:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for g in d["segments"]:
+            if g.get("words") is None:
+                g.pop("words", None)   # no word timestamps asked for: the usual shape
+        return d
 
 
 
@@ -186,7 +191,8 @@ class Transcriber:
     # -- transcription -----------------------------------------------------------------------------
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
-                   names: Sequence[str] | None = None, timestamps: bool = False) -> "Transcription | list[Transcription]":
+                   names: Sequence[str] | None = None, timestamps: bool = False, vad=False,
+                   word_timestamps: bool = False, on_segment=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -194,6 +200,10 @@ class Transcriber:
         and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
         timestamps (segments carry times); `timestamps=True` does so for short clips too.
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
+        `vad`: True (or a `vad.VadOptions`) cuts every input at speech pauses and decodes the
+        chunks of one file, and of several, as batches (chunked.py). `word_timestamps`: each
+        segment gets `words` (words.py). `on_segment(index, segment)` is called as each
+        segment is decoded, in order within an input (streaming).
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -224,9 +234,16 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar)
-        self._transcribe_short(job, [i for _, i in short])
-        self._transcribe_long(job, long)
+        job = _Job(items, forced, outs, opts, single, bar, on_segment=on_segment, words=word_timestamps)
+        if vad:
+            from lora_whisper.inference.chunked import transcribe_chunked
+            from lora_whisper.inference.vad import VadOptions
+
+            transcribe_chunked(self, job, list(range(len(items))), vad if isinstance(vad, VadOptions) else VadOptions(),
+                               words=word_timestamps)
+        else:
+            self._transcribe_short(job, [i for _, i in short])
+            self._transcribe_long(job, long)
         if bar:
             bar.close()
         return outs[0] if single else outs
@@ -386,6 +403,9 @@ class _Job:
     options: DecodeOptions
     single: bool
     bar: object = None
+    on_segment: object = None   # callable(index, Segment) as segments are decoded
+    on_done: object = None      # callable(index, Transcription) as an input is finished
+    words: bool = False         # word timestamps
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
