@@ -27,6 +27,11 @@ def register(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default="txt")
     p.add_argument("--timestamps", action="store_true",
                    help="segment timestamps for clips under 30 s too (longer audio always has them)")
+    p.add_argument("--vad", action="store_true",
+                   help="cut audio at speech pauses (Silero VAD) and decode the chunks of a file as a batch; silence is skipped")
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="a start and end per word (json: 'words' per segment)")
+    p.add_argument("--per-word", action="store_true", help="srt/vtt: one cue per word (needs --word-timestamps)")
     _add_model_args(p)
     p.set_defaults(func=run_transcribe)
 
@@ -52,11 +57,15 @@ def _transcriber(args):
 def run_transcribe(args) -> int:
     from lora_whisper.inference.formats import render
 
+    if args.per_word and not args.word_timestamps:
+        from lora_whisper.errors import UserError
+
+        raise UserError("--per-word needs --word-timestamps")
     t = _transcriber(args)
     t._check_language(args.language)  # refuse an unknown code before any work
     results = t.transcribe(list(args.files), language=args.language, beam_size=args.beam_size,
                            max_new_tokens=args.max_new_tokens, progress=True,
-                           timestamps=args.timestamps)
+                           timestamps=args.timestamps, vad=args.vad, word_timestamps=args.word_timestamps)
     failed = 0
     for r in results:
         if r.error:
@@ -69,7 +78,7 @@ def run_transcribe(args) -> int:
         else:
             if len(results) > 1 and args.format in ("srt", "vtt"):
                 print(f"# {r.source}")
-            print(render(r, args.format))
+            print(render(r, args.format, per_word=args.per_word))
     return 1 if failed else 0
 
 
