@@ -157,5 +157,5 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
 def _finish(job: "_Job", i: int) -> None:
     out = job.outs[i]
     out.text = " ".join(g.text.strip() for g in out.segments).strip()
-    if job.on_done is not None:
+    if job.on_done is not None and out.error is None:
         job.on_done(i, out)

@@ -272,12 +272,30 @@ class Transcriber:
             job.outs[i].language = job.forced[i] or job.outs[i].language
             job.outs[i].expert = self.expert_for(job.outs[i].language)
 
-    def _decode(self, features, languages: list[str], options: DecodeOptions):
+    def _decode(self, features, languages: list[str], options: DecodeOptions, encoded=None):
         feats, lens = features
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
                    for lang in languages]
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
-                            options=options)
+                            options=options, encoded=encoded)
+
+    def _encode_for_words(self, job: "_Job", features):
+        """The encoder output, computed once, when word timestamps will need it again."""
+        if not job.words:
+            return None
+        from lora_whisper.backbone.forward import encode
+
+        with torch.no_grad():
+            return encode(self.model, *features)
+
+    def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
+               offsets: list[float] | None = None):
+        """Words per row per piece (words.py), routed as the rows were decoded."""
+        from lora_whisper.inference.words import align_rows
+
+        enc, keep = encoded
+        prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=True) for lang in languages]
+        return align_rows(self, enc, prompts, self._routing(languages), pieces_per_row, samples, offsets, keep)
 
     def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
         """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
@@ -296,12 +314,28 @@ class Transcriber:
             # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
             # the compression-ratio fallback then runs on the padded re-decode only.
             first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
-            results = self._decode(self._features(clips), [job.outs[i].language for i in idx], first)
-            self._unloop(clips, [job.outs[i].language for i in idx], results, job.options)
-            for i, clip, res in zip(idx, clips, results):
+            features = self._features(clips)
+            encoded = self._encode_for_words(job, features)
+            languages = [job.outs[i].language for i in idx]
+            results = self._decode(features, languages, first, encoded)
+            self._unloop(clips, languages, results, job.options)
+            words = None
+            if encoded is not None:
+                from lora_whisper.inference.longform import Piece
+
+                words = self._words(encoded, languages, [[Piece(0.0, round(len(c) / SAMPLE_RATE, 3), r.tokens)]
+                                                         for c, r in zip(clips, results)], [len(c) for c in clips])
+            for k, (i, clip, res) in enumerate(zip(idx, clips, results)):
                 out = job.outs[i]
                 out.text = res.text
                 out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
+                if words is not None and out.segments:
+                    out.segments[0].words = words[k][0]
+                for g in out.segments:
+                    if job.on_segment is not None:
+                        job.on_segment(i, g)
+                if job.on_done is not None:
+                    job.on_done(i, out)
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
 
@@ -362,14 +396,27 @@ class Transcriber:
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
-                results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
-                still = []
+                languages = [job.outs[c.index].language for c in active]
+                encoded = self._encode_for_words(job, (feats, lens))
+                results = self._decode((feats, lens), languages, options, encoded)
+                still, steps, new = [], [], []
                 for cur, win, res in zip(active, windows, results):
                     if is_silence(res, options):
                         pieces, step = [], len(win)   # Whisper skips the window
                     else:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
-                    cur.pieces += pieces
+                    new.append(pieces)
+                    steps.append(step)
+                words = None if encoded is None else self._words(encoded, languages, new, [len(w) for w in windows],
+                                                                 [c.offset for c in active])
+                for k, (cur, pieces, step) in enumerate(zip(active, new, steps)):
+                    for n, p in enumerate(pieces):
+                        text = self.vocab.decode(p.tokens)
+                        if text:   # what _finish keeps, as it comes (streaming)
+                            seg = Segment(p.start, p.end, text, None if words is None else words[k][n])
+                            cur.segments.append(seg)
+                            if job.on_segment is not None:
+                                job.on_segment(cur.index, seg)
                     if job.bar:
                         job.bar.update(step / SAMPLE_RATE)
                     try:
@@ -390,8 +437,10 @@ class Transcriber:
         cur.close()
         out = job.outs[cur.index]
         out.duration = cur.duration
-        out.segments = [Segment(p.start, p.end, t) for p in cur.pieces if (t := self.vocab.decode(p.tokens))]
+        out.segments = cur.segments
         out.text = " ".join(g.text for g in out.segments).strip()
+        if job.on_done is not None and out.error is None:
+            job.on_done(cur.index, out)
 
 
 @dataclass
