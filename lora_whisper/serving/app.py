@@ -6,6 +6,7 @@ OpenAI's `prompt` field is accepted and not used (the decoder takes no text prom
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -30,8 +31,8 @@ FORM_SLACK = 64 * 1024          # multipart boundaries and the small text fields
 
 def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | None = None,
                max_upload_mb: float = 25.0, max_batch: int = 8, batch_wait_ms: float = 20.0,
-               batcher: MicroBatcher | None = None) -> FastAPI:
-    batcher = batcher or MicroBatcher(transcriber, max_batch=max_batch, wait_ms=batch_wait_ms)
+               batcher: MicroBatcher | None = None, vad: bool = False) -> FastAPI:
+    batcher = batcher or MicroBatcher(transcriber, max_batch=max_batch, wait_ms=batch_wait_ms, vad=vad)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     created = int(time.time())
     if transcriber.run_info is not None:
@@ -92,12 +93,19 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_key)])
     async def transcriptions(file: UploadFile = File(...), model: str = Form(...),
                              language: str | None = Form(None), response_format: str = Form("json"),
-                             temperature: float = Form(0.0), prompt: str | None = Form(None)):
+                             temperature: float = Form(0.0), prompt: str | None = Form(None),
+                             stream: bool = Form(False),
+                             timestamp_granularities: list[str] | None = Form(None, alias="timestamp_granularities[]")):
         if model not in (model_id, *MODEL_ALIASES):
             raise APIError(404, f"model {model!r} not found; this server has {model_id!r}", "model", "model_not_found")
         if response_format not in RESPONSE_FORMATS:
             raise APIError(400, f"response_format {response_format!r} is not one of: {', '.join(RESPONSE_FORMATS)}",
                            "response_format")
+        granularities = set(timestamp_granularities or [])
+        if granularities - {"word", "segment"}:
+            raise APIError(400, f"timestamp_granularities {sorted(granularities)}: choose from word, segment",
+                           "timestamp_granularities")
+        words = "word" in granularities
         if not 0.0 <= temperature <= 1.0:
             raise APIError(400, f"temperature must be between 0 and 1, got {temperature}", "temperature")
         try:
@@ -114,8 +122,17 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             audio = await run_in_threadpool(decode_bytes, data, file.filename or "upload")
         except AudioError as exc:
             raise APIError(400, str(exc), "file", "invalid_audio") from None
+        if stream:   # segments as server-sent events while the file is decoded (stream.py)
+            from fastapi.responses import StreamingResponse
+
+            from lora_whisper.serving.stream import SegmentQueue
+
+            q = SegmentQueue(asyncio.get_running_loop())
+            q.attach(batcher.submit(audio, code, temperature, words, on_segment=q.on_segment))
+            return StreamingResponse(q.events(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
-            t = await batcher.transcribe(audio, code, temperature)
+            t = await batcher.transcribe(audio, code, temperature, words)
         except Exception as exc:  # noqa: BLE001  (reported; the worker keeps serving)
             raise APIError(500, f"transcription failed: {type(exc).__name__}: {exc}", None, None,
                            "server_error") from None

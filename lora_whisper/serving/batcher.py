@@ -29,6 +29,8 @@ class Job:
     language: str | None          # a checked code, or None = detect
     temperature: float = 0.0
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    words: bool = False           # word timestamps
+    on_segment: object = None     # callable(Segment) as segments are decoded (streaming)
 
 
 def temperatures_from(t: float, base: tuple[float, ...]) -> tuple[float, ...]:
@@ -41,12 +43,13 @@ def temperatures_from(t: float, base: tuple[float, ...]) -> tuple[float, ...]:
 
 
 class MicroBatcher:
-    def __init__(self, transcriber, max_batch: int = 8, wait_ms: float = 20.0):
+    def __init__(self, transcriber, max_batch: int = 8, wait_ms: float = 20.0, vad: bool = False):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.transcriber = transcriber
         self.max_batch = max_batch
         self.wait_s = max(0.0, wait_ms) / 1000.0
+        self.vad = vad   # cut uploads at speech pauses and batch their chunks (inference/chunked.py)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -74,15 +77,16 @@ class MicroBatcher:
         return self._queue.qsize()
 
     # -- submitting ---------------------------------------------------------------------
-    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0
-               ) -> concurrent.futures.Future:
+    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+               words: bool = False, on_segment=None) -> concurrent.futures.Future:
         self.start()
-        job = Job(audio, language, float(temperature))
+        job = Job(audio, language, float(temperature), words=words, on_segment=on_segment)
         self._queue.put(job)
         return job.future
 
-    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0):
-        return await asyncio.wrap_future(self.submit(audio, language, temperature))
+    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+                         words: bool = False):
+        return await asyncio.wrap_future(self.submit(audio, language, temperature, words))
 
     # -- the worker ---------------------------------------------------------------------
     def _collect(self, first: Job) -> tuple[list[Job], bool]:
@@ -118,15 +122,19 @@ class MicroBatcher:
     def _process(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
-            groups.setdefault(j.temperature, []).append(j)
+            groups.setdefault((j.temperature, j.words), []).append(j)
         t = self.transcriber
         base = t.options
-        for temperature, group in groups.items():
+        for (temperature, words), group in groups.items():
+            def on_segment(i, seg, group=group):
+                if group[i].on_segment is not None:
+                    group[i].on_segment(seg)
             try:
                 t.options = replace(base, temperatures=temperatures_from(temperature, base.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group))
+                                       names=["upload"] * len(group), vad=self.vad, word_timestamps=words,
+                                       on_segment=on_segment)
             except BaseException as exc:  # noqa: BLE001  (the request fails; the server goes on)
                 for j in group:
                     j.future.set_exception(exc)

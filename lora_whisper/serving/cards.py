@@ -29,6 +29,7 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None) -> d
     """OpenAI's verbose_json plus what routed the clip: `expert` (a name, "a+b" for a MoE
     language, None for the bare backbone) and `mixture` ({expert: weight})."""
     from lora_whisper.languages import language_name
+    from lora_whisper.serving.stream import segment_json, word_json
 
     return {
         "task": "transcribe",
@@ -40,6 +41,7 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None) -> d
         "model": model_id,
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": [{"id": i, "seek": int(round(g.start * 100)), "start": g.start, "end": g.end,
-                      "text": g.text} for i, g in enumerate(t.segments)],
+        "segments": [segment_json(i, g) for i, g in enumerate(t.segments)],
+        **({"words": [word_json(w) for g in t.segments for w in g.words or []]}
+           if any(g.words is not None for g in t.segments) else {}),   # OpenAI's top-level words
     }
