@@ -3,13 +3,17 @@ decoded together, `batch_size` chunks per decoder pass, each row prompted with a
 its own file's language.
 
 As faster-whisper's BatchedInferencePipeline: each chunk (at most 30 s of speech, silence
-between its spans left out) is decoded once with timestamps, without seeking and without
-previous-text prompts, and its segments' times are mapped back through the chunk's spans to
-the file's timeline; silence outside speech is never decoded. Unlike it, a chunk whose text
-ends in an unfinished segment keeps that text (closed at the chunk's end), the temperature
-fallback still applies per row, and the encoder runs a few rows at a time so that memory
-does not grow with the batch (the decoder's per-token steps are where batching pays on a
-CPU). Files are read twice, both times as streams: once for the VAD, once for the chunks.
+between its spans left out) is decoded once, without seeking and without previous-text
+prompts, by default without timestamps: the chunk is one segment, from its first speech to
+its last (word timestamps give the detail). With `VadOptions(segment_timestamps=True)` the
+chunk is decoded with timestamps into segments, their times mapped back through the chunk's
+spans to the file's timeline; but with no next window to seek to, whisper-base then drops
+speech it leaves for later near a chunk's end (WER 0.138 vs 0.047 without, on 2 minutes of
+the long_form benchmark's speech). Silence outside speech is never decoded. Unlike faster-
+whisper, the temperature fallback still applies per row, and the encoder runs one row at a
+time so that memory does not grow with the batch (the decoder's per-token steps are where
+batching pays on a CPU). Files are read twice, both times as streams: once for the VAD,
+once for the chunks.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import torch
 
 from lora_whisper.data.features import SAMPLE_RATE
 from lora_whisper.inference.decoding import TIME_PRECISION, decode_batch, is_silence
-from lora_whisper.inference.longform import split_segments
+from lora_whisper.inference.longform import Piece, split_segments
 from lora_whisper.inference.vad import Chunk, ChunkReader, VadOptions, chunk_file
 
 if TYPE_CHECKING:
@@ -90,7 +94,7 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
                        words: bool = False) -> None:
     from lora_whisper.inference.transcriber import Segment
 
-    options = replace(job.options, timestamps=True)
+    options = replace(job.options, timestamps=vad.segment_timestamps)
     tb = t.vocab.timestamp_begin
     seen: set[int] = set()
     rows = _rows(t, job, order, vad)
@@ -119,7 +123,7 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
         languages = [job.outs[i].language for i, *_ in batch]
         feats, lens = t._features(clips, silence_to_30s=True)
         enc = encode_rows(t.model, feats, lens)
-        prompts = [t.vocab.sot_sequence(t.prompt_language(lang), timestamps=True) for lang in languages]
+        prompts = [t.vocab.sot_sequence(t.prompt_language(lang), timestamps=options.timestamps) for lang in languages]
         routing = t._routing(languages)
         results = decode_batch(t.model, t.vocab, feats, lens, prompts, routing=routing, options=options,
                                encoded=(enc, None))
@@ -128,13 +132,17 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
             if is_silence(res, options):
                 pieces_per_row.append([])
                 continue
-            pieces, _ = split_segments(close_open_segment(res.tokens, tb, len(audio)), tb, 0.0, len(audio))
+            if options.timestamps:
+                pieces, _ = split_segments(close_open_segment(res.tokens, tb, len(audio)), tb, 0.0, len(audio))
+            else:   # the chunk is the segment
+                text = [x for x in res.tokens if x < t.vocab.eot]
+                pieces = [Piece(0.0, round(len(audio) / SAMPLE_RATE, 3), text)] if text else []
             pieces_per_row.append(pieces)
         word_rows = None
         if words:
             from lora_whisper.inference.words import align_rows
 
-            word_rows = align_rows(t, enc, prompts, routing, pieces_per_row, [len(a) for a in clips])
+            word_rows = align_rows(t, enc, prompts, routing, pieces_per_row, [len(a) for a in clips], results=results)
         for r, ((i, ch, audio, last), pieces) in enumerate(zip(batch, pieces_per_row)):
             out = job.outs[i]
             for k, p in enumerate(pieces):

@@ -289,13 +289,14 @@ class Transcriber:
             return encode(self.model, *features)
 
     def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
-               offsets: list[float] | None = None):
+               offsets: list[float] | None = None, results: list | None = None):
         """Words per row per piece (words.py), routed as the rows were decoded."""
         from lora_whisper.inference.words import align_rows
 
         enc, keep = encoded
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=True) for lang in languages]
-        return align_rows(self, enc, prompts, self._routing(languages), pieces_per_row, samples, offsets, keep)
+        return align_rows(self, enc, prompts, self._routing(languages), pieces_per_row, samples, offsets, keep,
+                          results)
 
     def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
         """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
@@ -324,7 +325,8 @@ class Transcriber:
                 from lora_whisper.inference.longform import Piece
 
                 words = self._words(encoded, languages, [[Piece(0.0, round(len(c) / SAMPLE_RATE, 3), r.tokens)]
-                                                         for c, r in zip(clips, results)], [len(c) for c in clips])
+                                                         for c, r in zip(clips, results)], [len(c) for c in clips],
+                                   results=results)
             for k, (i, clip, res) in enumerate(zip(idx, clips, results)):
                 out = job.outs[i]
                 out.text = res.text
@@ -408,7 +410,7 @@ class Transcriber:
                     new.append(pieces)
                     steps.append(step)
                 words = None if encoded is None else self._words(encoded, languages, new, [len(w) for w in windows],
-                                                                 [c.offset for c in active])
+                                                                 [c.offset for c in active], results)
                 for k, (cur, pieces, step) in enumerate(zip(active, new, steps)):
                     for n, p in enumerate(pieces):
                         text = self.vocab.decode(p.tokens)

@@ -34,6 +34,7 @@ class VadOptions:
     min_silence_duration_ms: int = 160
     speech_pad_ms: int = 400
     max_chunk_s: float = 30.0     # spans are merged into chunks up to this long
+    segment_timestamps: bool = False   # decode chunks with timestamps (chunked.py says why not)
 
 
 @functools.lru_cache(maxsize=1)

@@ -78,10 +78,11 @@ def alignment_heads(model) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def forced_attention(model, tokens: torch.Tensor, enc: torch.Tensor, heads: list[tuple[int, int]],
-                     keep: torch.Tensor | None = None):
-    """Teacher-forced decoder pass -> (logits [B, L, V], alignment-head cross-attention
-    logits [B, len(heads), L, S]). Walks the same modules as decoding (LoRA wrappers and int8
-    layers included)."""
+                     keep: torch.Tensor | None = None, hidden: bool = True):
+    """Teacher-forced decoder pass -> (final decoder states [B, L, D] or None, alignment-head
+    cross-attention logits [B, len(heads), L, S]). Walks the same modules as decoding (LoRA
+    wrappers and int8 layers included); without `hidden` it stops at the last alignment
+    layer's cross-attention scores."""
     dec = model.model.decoder
     L = tokens.shape[1]
     x = dec.embed_tokens(tokens) + dec.embed_positions.weight[:L]
@@ -90,6 +91,7 @@ def forced_attention(model, tokens: torch.Tensor, enc: torch.Tensor, heads: list
         by_layer.setdefault(layer_i, []).append(h)
     captured = {}
     mask = None if keep is None else keep[:, None, None, :]   # padded encoder positions
+    last = max(by_layer)
     for i, layer in enumerate(dec.layers):
         a = layer.self_attn
         h = layer.self_attn_layer_norm(x)
@@ -106,14 +108,16 @@ def forced_attention(model, tokens: torch.Tensor, enc: torch.Tensor, heads: list
                 scores = scores.masked_fill(~mask, float("-inf"))
             for hd in by_layer[i]:
                 captured[(i, hd)] = scores[:, hd]
+            if i == last and not hidden:
+                break
             out = torch.matmul(scores.softmax(-1), v)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + c.out_proj(_merge_heads(out))
         h = layer.final_layer_norm(x)
         x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
-    logits = model.proj_out(dec.layer_norm(x))
-    return logits, torch.stack([captured[hd] for hd in heads], 1)
+    states = dec.layer_norm(x) if hidden else None
+    return states, torch.stack([captured[hd] for hd in heads], 1)
 
 
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -257,13 +261,15 @@ def _limit_long_words(ts: list[_Timing]) -> None:
 @torch.no_grad()
 def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_per_row: list[list],
                samples: list[int], offsets: list[float] | None = None,
-               keep: torch.Tensor | None = None) -> list[list[list[Word]]]:
+               keep: torch.Tensor | None = None, results: list | None = None) -> list[list[list[Word]]]:
     """Words for each row's pieces (segments), on the pieces' timeline.
 
     `enc` (and `keep`, its padding mask): the rows' encoder output; `prompts`: their decoding
     prompts (language token included); `pieces_per_row`: longform.Piece lists; `samples`:
     each row's audio length; `offsets`: where each row's window starts on the pieces'
-    timeline (seconds; default 0)."""
+    timeline (seconds; default 0); `results`: the rows' DecodeResults, whose per-token
+    log-probabilities give the words' probabilities (else one more projection per row:
+    Whisper's softmax over text tokens)."""
     from lora_whisper.inference.decoding import _Router
 
     vocab, model = t.vocab, t.model
@@ -279,10 +285,12 @@ def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_p
     batch = torch.tensor([s + [vocab.eot] * (width - len(s)) for s in seqs], device=enc.device)
     heads = alignment_heads(model)
     index = torch.tensor(rows)
+    given = [_text_probs(vocab, results[r]) if results is not None else None for r in rows]
     router = _Router(model, routing)
     try:
         router.select(index) if len(rows) < enc.shape[0] else None
-        logits, qk = forced_attention(model, batch, enc[index], heads, None if keep is None else keep[index])
+        states, qk = forced_attention(model, batch, enc[index], heads, None if keep is None else keep[index],
+                                      hidden=any(g is None or len(g) < len(x) for g, x in zip(given, texts)))
     finally:
         router.close()
     for k, r in enumerate(rows):
@@ -294,8 +302,12 @@ def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_p
         matrix = w.mean(0)[n_sot - 1:-1]   # from <|notimestamps|>: each row predicts the next token
         # Whisper slices from len(sot_sequence) over [sot_sequence, notimestamps, text, eot],
         # i.e. the rows predicting each text token and the end.
-        probs = logits[k, n_sot - 1:n_sot - 1 + n_text, :vocab.eot].float().softmax(-1)
-        token_probs = probs[torch.arange(n_text), torch.tensor(texts[k])].numpy()
+        if given[k] is not None and len(given[k]) >= n_text:
+            token_probs = given[k][:n_text]   # the pieces' text is a prefix of the decoded text
+        else:
+            logits = model.proj_out(states[k, n_sot - 1:n_sot - 1 + n_text])
+            probs = logits[:, :vocab.eot].float().softmax(-1)
+            token_probs = probs[torch.arange(n_text), torch.tensor(texts[k])].numpy()
         lang = _row_language(vocab, prompts[r])
         timings = _timings(vocab, texts[k], lang, matrix.numpy(), token_probs)
         _merge_punctuation(timings)
@@ -320,6 +332,14 @@ def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_p
                 wi += 1
             out[r][pi] = words
     return out
+
+
+def _text_probs(vocab, res) -> np.ndarray | None:
+    """Probabilities of a DecodeResult's text tokens as decoded, when it kept them."""
+    lps = getattr(res, "token_logprobs", None)
+    if lps is None or len(lps) != len(res.tokens):
+        return None
+    return np.exp(np.array([lp for tok, lp in zip(res.tokens, lps) if tok < vocab.eot]))
 
 
 def _row_language(vocab, prompt: list[int]) -> str | None:
