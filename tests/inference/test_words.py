@@ -113,3 +113,14 @@ def test_words_follow_each_rows_expert(tiny, rng):
     for clip, lang, r in zip(clips, ("de", "en"), together):
         alone = t.transcribe(clip, language=lang, word_timestamps=True)
         assert [w for g in alone.segments for w in g.words] == [w for g in r.segments for w in g.words]
+
+
+def test_median_filter_is_whispers(rng):
+    import torch
+    import torch.nn.functional as F
+
+    from lora_whisper.inference.words import _median_filter
+
+    x = torch.tensor(rng.standard_normal((3, 5, 40)), dtype=torch.float32)
+    ref = F.pad(x[None], (3, 3, 0, 0), mode="reflect")[0].unfold(-1, 7, 1).median(-1).values   # openai's
+    assert torch.equal(_median_filter(x, 7), ref)
