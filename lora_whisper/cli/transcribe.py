@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--word-timestamps", action="store_true",
                    help="a start and end per word (json: 'words' per segment)")
     p.add_argument("--per-word", action="store_true", help="srt/vtt: one cue per word (needs --word-timestamps)")
+    p.add_argument("--output-dir", default=None,
+                   help="one file per input in DIR (in --format), written as each finishes; files already "
+                        "there are skipped. Under torchrun the inputs are shared out among the ranks")
     _add_model_args(p)
     p.set_defaults(func=run_transcribe)
 
@@ -61,8 +64,17 @@ def run_transcribe(args) -> int:
         from lora_whisper.errors import UserError
 
         raise UserError("--per-word needs --word-timestamps")
+    from lora_whisper.inference import sharding
+
+    rank = sharding.current()
+    if rank.distributed and not args.output_dir:
+        from lora_whisper.errors import UserError
+
+        raise UserError("under torchrun, transcribe needs --output-dir (each rank writes its own files there)")
     t = _transcriber(args)
     t._check_language(args.language)  # refuse an unknown code before any work
+    if args.output_dir:
+        return _to_output_dir(t, args, rank)
     results = t.transcribe(list(args.files), language=args.language, beam_size=args.beam_size,
                            max_new_tokens=args.max_new_tokens, progress=True,
                            timestamps=args.timestamps, vad=args.vad, word_timestamps=args.word_timestamps)
@@ -80,6 +92,38 @@ def run_transcribe(args) -> int:
                 print(f"# {r.source}")
             print(render(r, args.format, per_word=args.per_word))
     return 1 if failed else 0
+
+
+def _to_output_dir(t, args, rank) -> int:
+    """Each input's result in its own file as it finishes; this rank's share of the inputs
+    not done yet (sharding.py)."""
+    from lora_whisper.audio import probe_duration
+    from lora_whisper.inference.outputs import OutputDir
+    from lora_whisper.inference.sharding import shard
+
+    files = list(dict.fromkeys(args.files))
+    out = OutputDir(args.output_dir, args.format, files, per_word=args.per_word)
+    todo = [f for f in files if not out.done(f)]
+    mine = [todo[i] for i in shard([_probe(probe_duration, f) for f in todo], rank)]
+    written = []
+    results = t.transcribe(mine, language=args.language, beam_size=args.beam_size,
+                           max_new_tokens=args.max_new_tokens, progress=rank.is_main,
+                           timestamps=args.timestamps, vad=args.vad, word_timestamps=args.word_timestamps,
+                           on_done=lambda i, r: written.append(out.write(r))) if mine else []
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"error: {r.error}", file=sys.stderr)
+    who = f"rank {rank.rank}/{rank.size}: " if rank.distributed else ""
+    print(f"{who}wrote {len(written)} file(s) to {args.output_dir}; {len(files) - len(todo)} already there",
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _probe(probe, f) -> float | None:
+    try:
+        return probe(f)
+    except Exception:  # noqa: BLE001  (an unreadable file: transcribe reports it)
+        return None
 
 
 def run_detect(args) -> int:

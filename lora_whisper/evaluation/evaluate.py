@@ -36,7 +36,15 @@ def select_utterances(data: str, languages=None, max_per_language: int | None = 
 
 
 def score_system(system, utterances, language: str, progress: bool = False) -> SystemResult:
-    hyps = decode_utterances(system.transcriber, utterances, language, progress=progress)
+    from lora_whisper.inference import sharding
+
+    rank = sharding.current()   # under torchrun: this rank's share, then everyone's, in order
+    mine = sharding.shard([u.duration for u in utterances], rank)
+    hyps = decode_utterances(system.transcriber, [utterances[i] for i in mine], language,
+                             progress=progress and rank.is_main)
+    if rank.distributed:
+        pairs = sorted(sharding.gather(list(zip(mine, hyps)), rank), key=lambda p: p[0])
+        hyps = [h for _, h in pairs]
     by_lang: dict[str, list] = {}
     for h in hyps:
         by_lang.setdefault(h.language, []).append(h.score)
@@ -112,8 +120,16 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "seconds": round(time.perf_counter() - t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    from lora_whisper.inference import sharding
+
+    rank = sharding.current()
+    if rank.distributed:
+        settings["ranks"] = rank.size
+        sharding.leave(rank)   # the hypotheses are gathered: no more exchanges
     report = build_report(result, str(data), settings, other)
     if out is None:
         stem = Path(str(data).split(":", 1)[-1]).stem or "data"
         out = (Path(run) / "eval" / stem) if run else Path("eval") / stem
+    if not rank.is_main:   # rank 0 writes the one report
+        return report, {}
     return report, write_report(out, report, result, other)

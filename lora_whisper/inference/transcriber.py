@@ -192,7 +192,7 @@ class Transcriber:
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None, timestamps: bool = False, vad=False,
-                   word_timestamps: bool = False, on_segment=None) -> "Transcription | list[Transcription]":
+                   word_timestamps: bool = False, on_segment=None, on_done=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -203,7 +203,8 @@ class Transcriber:
         `vad`: True (or a `vad.VadOptions`) cuts every input at speech pauses and decodes the
         chunks of one file, and of several, as batches (chunked.py). `word_timestamps`: each
         segment gets `words` (words.py). `on_segment(index, segment)` is called as each
-        segment is decoded, in order within an input (streaming).
+        segment is decoded, in order within an input (streaming); `on_done(index, result)` as
+        each input is finished without error (`--output-dir` writes it then).
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -234,7 +235,8 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar, on_segment=on_segment, words=word_timestamps)
+        job = _Job(items, forced, outs, opts, single, bar, on_segment=on_segment, on_done=on_done,
+                   words=word_timestamps)
         if vad:
             from lora_whisper.inference.chunked import transcribe_chunked
             from lora_whisper.inference.vad import VadOptions
