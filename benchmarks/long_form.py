@@ -2,6 +2,7 @@
 
     python benchmarks/long_form.py [--minutes 1,5,20,60] [--threads 2] [--compute-type int8]
     python benchmarks/long_form.py --compare 10 [--memory-minutes 60] [--threads 1]
+    python benchmarks/long_form.py --word-cost 2 [--repeats 3] [--threads 1]
 
 `--compare M`: one M-minute file, each system in a fresh process, side by side: ours
 sequential (timestamp seeking), ours `--vad` (speech chunks of the file decoded as a batch
@@ -80,6 +81,47 @@ json.dump({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SEL
            "duration_s": info.duration, "segments": len(segs), "text": " ".join(g.text.strip() for g in segs),
            "words": words}, open(sys.argv[5], "w"))
 """
+
+
+CHILD_COST = r"""
+import json, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[3]))
+from lora_whisper.inference.transcriber import load
+t = load(compute_type=sys.argv[2], batch_size=8)
+t.transcribe(sys.argv[1], language="en", vad=True)   # warm-up
+times = {"without": [], "with": []}
+for _ in range(int(sys.argv[4])):   # interleaved, so the machine's load hits both alike
+    for k, words in (("without", False), ("with", True)):
+        start = time.perf_counter()
+        t.transcribe(sys.argv[1], language="en", vad=True, word_timestamps=words)
+        times[k].append(time.perf_counter() - start)
+json.dump(times, open(sys.argv[5], "w"))
+"""
+
+
+def word_cost(args) -> None:
+    """`--word-cost M`: --vad with and without word timestamps on an M-minute file, in one
+    process, interleaved repeats: the median ratio is the cost of the words."""
+    th, ct = str(args.threads), args.compute_type
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        said = [_common.speak(s, work / f"s{i}.wav") for i, s in enumerate(SENTENCES)]
+        f = work / f"{args.word_cost:g}min.flac"
+        make_file(f, args.word_cost * 60, said)
+        subprocess.run([sys.executable, "-c", CHILD_COST, str(f), ct, th, str(args.repeats), str(work / "t.json")],
+                       check=True, capture_output=True, text=True)
+        times = json.loads((work / "t.json").read_text())
+    med = {k: _common.median(v) for k, v in times.items()}
+    ratios = sorted(w / o for w, o in zip(times["with"], times["without"]))
+    table = (f"`--vad` on a {args.word_cost:g}-minute file, {ct}, {args.threads} thread(s), batch 8, one process, "
+             f"{args.repeats} interleaved repeats after a warm-up: median {med['without']:.1f} s without word "
+             f"timestamps, {med['with']:.1f} s with: **{100 * (med['with'] / med['without'] - 1):+.0f}%** "
+             f"(per-pair ratios {', '.join(f'{r:.2f}' for r in ratios)}).")
+    out = _common.write("long_form_word_cost", {"threads": args.threads, "compute_type": ct, "minutes": args.word_cost,
+                                                "times": times, "median_ratio": med["with"] / med["without"]}, table)
+    print(table)
+    print("wrote", out)
 
 
 def _child(args: list[str], out: Path) -> dict:
@@ -219,9 +261,13 @@ def main() -> None:
     ap.add_argument("--compute-type", default="int8", choices=("float32", "int8"))
     ap.add_argument("--compare", type=float, default=None, help="minutes: systems side by side on one file")
     ap.add_argument("--memory-minutes", type=float, default=0, help="with --compare: peak RSS on a file this long")
+    ap.add_argument("--word-cost", type=float, default=None, help="minutes: cost of word timestamps, interleaved")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.compare:
         return compare(args)
+    if args.word_cost:
+        return word_cost(args)
     import jiwer
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
