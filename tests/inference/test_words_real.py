@@ -10,12 +10,18 @@ import pytest
 
 SR = 16000
 SENTENCES = ["Please call me when you get home tonight.", "The weather is lovely today, so we walk.",
-             "Our train leaves at noon from the station.", "She reads a new book every single week."]
+             "Our train leaves at noon from the station.", "She reads a new book every single week.",
+             "Turn left at the next corner, then go on.", "The children played football all day.",
+             "We need to buy milk, eggs and apples.", "I would like a cup of coffee and bread.",
+             "My brother plays the piano very well.", "The museum opens at nine in the morning.",
+             "Put the red box under the kitchen table.", "He forgot his umbrella on the bus."]
 
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    """About 40 s: the sentences twice, with pauses of 0.3 to 2.5 s, as one array."""
+    """About 50 s: twelve sentences with pauses of 0.3 to 2.5 s, as one array (over 30 s of
+    speech: two chunks). No sentence twice: a chunk whose text repeats passes Whisper's
+    compression-ratio limit and goes to the sampling fallback."""
     from lora_whisper.audio import load_audio
 
     d = tmp_path_factory.mktemp("real-words")
@@ -23,11 +29,11 @@ def speech(tmp_path_factory):
     for i, s in enumerate(SENTENCES):
         subprocess.run(["espeak-ng", "-v", "en", "-w", str(d / f"{i}.wav"), s], check=True)
         said.append(load_audio(d / f"{i}.wav"))
-    gaps = [0.3, 2.5, 0.8, 1.5, 0.4, 2.0, 1.0, 0.6]
+    gaps = [0.3, 2.5, 0.8, 1.5, 0.4, 2.0, 1.0, 0.6, 1.2, 0.5, 2.2, 0.7]
     parts = []
     for k, g in enumerate(gaps):
-        parts += [said[k % 4], np.zeros(int(g * SR), np.float32)]
-    return np.concatenate(parts), " ".join(SENTENCES * 2)
+        parts += [said[k], np.zeros(int(g * SR), np.float32)]
+    return np.concatenate(parts), " ".join(SENTENCES)
 
 
 def test_vad_word_timestamps_match_faster_whisper(real_backbone, speech):
