@@ -107,6 +107,23 @@ class KVCache:
                        None if self.cross_bias is None else self.cross_bias.index_select(0, index),
                        self.length)
 
+    def keep_rows(self, index: torch.Tensor) -> "KVCache":
+        """`select` for a strictly increasing subset of rows (finished rows dropped), with the
+        cross-attention keys and values (the bulk of the cache: 1500 positions per row and
+        layer) compacted in place: a copy would briefly hold the batch's cache twice, the
+        peak of a long file's memory at batch 8. This cache's tensors are reused."""
+        keep = index.tolist()
+        for ts in (self.cross_kt, self.cross_v):
+            for i, t in enumerate(ts):
+                for new, old in enumerate(keep):
+                    if new != old:
+                        t[new].copy_(t[old])
+                ts[i] = t[:len(keep)]
+        pick = lambda ts: [t.index_select(0, index) if t is not None else None for t in ts]  # noqa: E731
+        return KVCache(pick(self.self_k), pick(self.self_v), self.cross_kt, self.cross_v,
+                       None if self.cross_bias is None else self.cross_bias.index_select(0, index),
+                       self.length)
+
 
 def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.Tensor | None) -> KVCache:
     dec = model.model.decoder

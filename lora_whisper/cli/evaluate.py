@@ -51,6 +51,8 @@ def run_evaluate(args) -> int:
                              fallback=args.fallback, languages=languages,
                              max_per_language=args.max_per_language, pad_30s=args.pad_30s,
                              progress=sys.stderr.isatty(), compute_type=args.compute_type)
+    if not paths:   # a torchrun rank other than 0: rank 0 writes the report
+        return 0
     print(paths["md"].read_text())
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     skipped = report["settings"].get("skipped_undecodable") or []

@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=20.0,
                    help="how long the first request waits for others to join its batch")
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
+    p.add_argument("--vad", action="store_true",
+                   help="cut uploads at speech pauses (Silero VAD) and decode their chunks as batches")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
     p.add_argument("--log-level", default="info")
@@ -52,7 +54,7 @@ def run_serve(args) -> int:
     name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
     app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
                      max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                     max_audio_seconds=args.max_audio_seconds)
+                     max_audio_seconds=args.max_audio_seconds, vad=args.vad)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"warning: serving on {args.host} without --api-key: anyone who can reach it may use it",
               file=sys.stderr)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from lora_whisper.cli._options import add_compute_type, positive_int
+from lora_whisper.errors import UserError
 
 
 def _add_model_args(p):
@@ -27,8 +29,14 @@ def register(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default="txt")
     p.add_argument("--timestamps", action="store_true",
                    help="segment timestamps for clips under 30 s too (longer audio always has them)")
+    p.add_argument("--vad", action="store_true",
+                   help="cut audio at speech pauses (Silero VAD) and decode the chunks of a file as a batch; silence is skipped")
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="a start and end per word (json: 'words' per segment)")
+    p.add_argument("--per-word", action="store_true", help="srt/vtt: one cue per word (needs --word-timestamps)")
     p.add_argument("--output-dir", default=None,
-                   help="also write one file per input (NAME.FORMAT) here, each as soon as it is done")
+                   help="one file per input in DIR (in --format), written as each finishes; files already "
+                        "there are skipped. Under torchrun the inputs are shared out among the ranks")
     _add_model_args(p)
     p.set_defaults(func=run_transcribe)
 
@@ -52,49 +60,62 @@ def _transcriber(args):
 
 
 def run_transcribe(args) -> int:
+    from lora_whisper.inference import sharding
+    from lora_whisper.inference.outputs import OutputDir
+
+    if args.per_word and not args.word_timestamps:
+        raise UserError("--per-word needs --word-timestamps")
+    rank = sharding.current()
+    if rank.distributed and not args.output_dir:
+        raise UserError("under torchrun, transcribe needs --output-dir (each rank writes its own files there)")
     t = _transcriber(args)
     t._check_language(args.language)  # refuse an unknown code before any work
-    out = _Output(args.format, args.output_dir, args.files, t)
+    files = list(dict.fromkeys(args.files))
+    outdir = None
+    if args.output_dir:
+        if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+            raise UserError(f"--output-dir {args.output_dir}: exists and is not a directory")
+        outdir = OutputDir(args.output_dir, args.format, files, per_word=args.per_word)
+    todo = [f for f in files if outdir is None or not outdir.done(f)]   # a rerun skips finished files
+    mine = [todo[i] for i in sharding.shard([_probe(f) for f in todo], rank)] if rank.distributed else todo
+    # Under torchrun each rank writes its files; stdout would interleave the ranks' results.
+    out = _Output(args.format, outdir, mine, t, per_word=args.per_word, echo=not rank.distributed)
     try:
         # Each result is printed (and written) as it finishes: an interrupt keeps what is done.
-        t.transcribe(list(args.files), language=args.language, beam_size=args.beam_size,
-                     max_new_tokens=args.max_new_tokens, progress=True,
-                     timestamps=args.timestamps, on_result=out.emit)
+        if mine:
+            t.transcribe(mine, language=args.language, beam_size=args.beam_size,
+                         max_new_tokens=args.max_new_tokens, progress=rank.is_main,
+                         timestamps=args.timestamps, vad=args.vad, word_timestamps=args.word_timestamps,
+                         on_result=out.emit)
     except KeyboardInterrupt:
-        print(f"interrupted: {out.done} of {len(args.files)} file(s) finished"
+        print(f"interrupted: {out.done} of {len(mine)} file(s) finished"
               + (f" (written to {args.output_dir})" if args.output_dir else ""), file=sys.stderr)
         return 130
     if out.failed:
-        print(f"{out.failed} of {len(args.files)} file(s) failed", file=sys.stderr)
+        print(f"{out.failed} of {len(mine)} file(s) failed", file=sys.stderr)
+    if outdir is not None:
+        who = f"rank {rank.rank}/{rank.size}: " if rank.distributed else ""
+        print(f"{who}wrote {out.written} file(s) to {args.output_dir}; {len(files) - len(todo)} already there",
+              file=sys.stderr)
     return 1 if out.failed else 0
 
 
+def _probe(f) -> float | None:
+    from lora_whisper.audio import probe_duration
+
+    try:
+        return probe_duration(f)
+    except Exception:  # noqa: BLE001  (an unreadable file: transcribe reports it)
+        return None
+
+
 class _Output:
-    """Where finished transcriptions go: stdout, and one file per input in `--output-dir`."""
+    """Where finished transcriptions go: stdout (`echo`), and one file per input in `--output-dir`."""
 
-    def __init__(self, fmt: str, output_dir: str | None, files: list[str], transcriber):
-        from pathlib import Path
-
-        self.fmt, self.many, self.t = fmt, len(files) > 1, transcriber
-        self.done = self.failed = 0
-        self.dir = Path(output_dir) if output_dir else None
-        self.names: dict[str, str] = {}
-        if self.dir is not None:
-            from lora_whisper.errors import UserError
-
-            if self.dir.exists() and not self.dir.is_dir():
-                raise UserError(f"--output-dir {self.dir}: exists and is not a directory")
-            self.dir.mkdir(parents=True, exist_ok=True)
-            ext = "txt" if fmt == "text" else fmt
-            taken: set[str] = set()
-            for i, f in enumerate(files):  # two inputs named a.wav in different folders: a.txt, a.2.txt
-                stem, n = Path(f).stem or f"input{i}", 1
-                name = f"{stem}.{ext}"
-                while name in taken:
-                    n += 1
-                    name = f"{stem}.{n}.{ext}"
-                taken.add(name)
-                self.names.setdefault(f, name)
+    def __init__(self, fmt: str, outdir, files: list[str], transcriber, per_word: bool = False, echo: bool = True):
+        self.fmt, self.many, self.t, self.per_word, self.echo = fmt, len(files) > 1, transcriber, per_word, echo
+        self.outdir = outdir
+        self.done = self.failed = self.written = 0
 
     def emit(self, index: int, r) -> None:
         from tqdm import tqdm
@@ -103,8 +124,9 @@ class _Output:
 
         # tqdm.write: a line printed while the progress bar is up starts a line of its own.
         def say(text: str, err: bool = False) -> None:
-            tqdm.write(text, file=sys.stderr if err else sys.stdout)
-            (sys.stderr if err else sys.stdout).flush()
+            if err or self.echo:
+                tqdm.write(text, file=sys.stderr if err else sys.stdout)
+                (sys.stderr if err else sys.stdout).flush()
 
         self.done += 1
         if r.error:
@@ -120,12 +142,10 @@ class _Output:
         else:
             if self.many and self.fmt in ("srt", "vtt"):
                 say(f"# {r.source}")
-            say(render(r, self.fmt))
-        if self.dir is not None:
-            from lora_whisper.atomic import atomic_write_text
-
-            text = render(r, self.fmt)
-            atomic_write_text(self.dir / self.names[r.source], text if text.endswith("\n") else text + "\n")
+            say(render(r, self.fmt, per_word=self.per_word))
+        if self.outdir is not None:
+            self.outdir.write(r)
+            self.written += 1
 
 
 def run_detect(args) -> int:

@@ -37,7 +37,19 @@ def select_utterances(data: str, languages=None, max_per_language: int | None = 
 
 def score_system(system, utterances, language: str, progress: bool = False,
                  skipped: list | None = None) -> SystemResult:
-    hyps = decode_utterances(system.transcriber, utterances, language, progress=progress, skipped=skipped)
+    from lora_whisper.inference import sharding
+
+    rank = sharding.current()   # under torchrun: this rank's share, then everyone's, in order
+    mine = sharding.shard([u.duration for u in utterances], rank)
+    hyps = decode_utterances(system.transcriber, [utterances[i] for i in mine], language,
+                             progress=progress and rank.is_main, skipped=skipped)
+    if rank.distributed:
+        order = {utterances[i].id: i for i in mine}   # skipped rows have no hypothesis
+        pairs = sorted(sharding.gather([(order[h.id], h) for h in hyps], rank), key=lambda p: p[0])
+        hyps = [h for _, h in pairs]
+        skipped_all = sharding.gather(list(skipped or []), rank)
+        if skipped is not None:
+            skipped[:] = skipped_all
     if skipped:
         bad = {u.id for u, _ in skipped}
         utterances = [u for u in utterances if u.id not in bad]
@@ -128,8 +140,16 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "seconds": round(time.perf_counter() - t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    from lora_whisper.inference import sharding
+
+    rank = sharding.current()
+    if rank.distributed:
+        settings["ranks"] = rank.size
+        sharding.leave(rank)   # the hypotheses are gathered: no more exchanges
     report = build_report(result, str(data), settings, other)
     if out is None:
         stem = Path(str(data).split(":", 1)[-1]).stem or "data"
         out = (Path(run) / "eval" / stem) if run else Path("eval") / stem
+    if not rank.is_main:   # rank 0 writes the one report
+        return report, {}
     return report, write_report(out, report, result, other)

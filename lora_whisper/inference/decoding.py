@@ -52,6 +52,7 @@ class DecodeResult:
     language: str | None = None
     language_probs: dict[str, float] = field(default_factory=dict)
     no_speech_prob: float | None = None
+    token_logprobs: list[float] | None = None   # per token of `tokens` (greedy and sampling)
 
 
 TIME_PRECISION = 0.02  # seconds per timestamp token (one encoder position)
@@ -205,7 +206,8 @@ def _no_speech(prompt_logits: torch.Tensor, vocab: Vocabulary) -> list[float | N
 
 def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
                       temperature: float, router: _Router, generator, rules: "_TimestampRules | None" = None,
-                      budget: list[int] | None = None) -> tuple[list[list[int]], list[float], list[float | None]]:
+                      budget: list[int] | None = None, token_lps: list[list[float]] | None = None
+                      ) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
     always, first = _token_mask(vocab, model.config.vocab_size, prompt.device, rules is not None)
     tokens: list[list[int]] = [[] for _ in range(B)]
@@ -232,13 +234,15 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
             sum_lp[row] += float(lp[j])
             if not done[j]:
                 tokens[row].append(int(nxt[j]))
+                if token_lps is not None:   # word probabilities (words.py) without another pass
+                    token_lps[row].append(float(lp[j]))
         if bool(done.all()) or step == max_new - 1:
             break
         if bool(done.any()):
             keep = (~done).nonzero().squeeze(1)
             alive = alive[keep]
             nxt = nxt[keep]
-            cache = cache.select(keep)
+            cache = cache.keep_rows(keep)
             router.select(keep)
         _yield_point(router)
         logits = decoder_step(model, nxt[:, None], cache)[:, -1]
@@ -348,17 +352,21 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
             cache = init_cache(model, enc[idx], sub_keep)
             sub_rules = _TimestampRules(vocab, options, [max_index[i] for i in todo]) if options.timestamps else None
             sub_budget = None if budget is None else [budget[i] for i in todo]
+            token_lps = None
             if temperature == 0 and options.beam_size > 1:
                 toks, lps, nsp = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size,
                                               router, sub_rules, sub_budget)
             else:
+                token_lps = [[] for _ in todo]   # per row: each token's log-probability
                 toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                                   router, [generators[i] for i in todo], sub_rules, sub_budget)
+                                                   router, [generators[i] for i in todo], sub_rules, sub_budget,
+                                                   token_lps)
             last = t_i == len(options.temperatures) - 1
             retry = []
-            for row, t, lp, ns in zip(todo, toks, lps, nsp):
+            for k, (row, t, lp, ns) in enumerate(zip(todo, toks, lps, nsp)):
                 text = vocab.decode(t)
-                res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns)
+                res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns,
+                                   token_logprobs=None if token_lps is None else token_lps[k])
                 bad = ((options.compression_ratio_threshold is not None
                         and res.compression_ratio > options.compression_ratio_threshold)
                        or (options.logprob_threshold is not None and lp < options.logprob_threshold

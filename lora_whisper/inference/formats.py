@@ -16,26 +16,37 @@ def _ts(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(t: "Transcription") -> str:
-    blocks = [f"{i}\n{_ts(g.start, ',')} --> {_ts(g.end, ',')}\n{g.text}\n" for i, g in enumerate(t.segments, 1)]
+def _cues(t: "Transcription", per_word: bool) -> list[tuple[float, float, str]]:
+    """(start, end, text) per segment, or per word (segments without words stay whole)."""
+    cues = []
+    for g in t.segments:
+        if per_word and g.words:
+            cues += [(w.start, w.end, w.word.strip()) for w in g.words]
+        else:
+            cues.append((g.start, g.end, g.text))
+    return cues
+
+
+def to_srt(t: "Transcription", per_word: bool = False) -> str:
+    blocks = [f"{i}\n{_ts(s, ',')} --> {_ts(e, ',')}\n{x}\n" for i, (s, e, x) in enumerate(_cues(t, per_word), 1)]
     return "\n".join(blocks)
 
 
-def to_vtt(t: "Transcription") -> str:
-    return "WEBVTT\n\n" + "\n".join(f"{_ts(g.start, '.')} --> {_ts(g.end, '.')}\n{g.text}\n" for g in t.segments)
+def to_vtt(t: "Transcription", per_word: bool = False) -> str:
+    return "WEBVTT\n\n" + "\n".join(f"{_ts(s, '.')} --> {_ts(e, '.')}\n{x}\n" for s, e, x in _cues(t, per_word))
 
 
 def to_json(t: "Transcription") -> str:
     return json.dumps(t.to_dict(), ensure_ascii=False)
 
 
-def render(t: "Transcription", fmt: str) -> str:
+def render(t: "Transcription", fmt: str, per_word: bool = False) -> str:
     if fmt == "json":
         return to_json(t)
     if fmt == "srt":
-        return to_srt(t)
+        return to_srt(t, per_word)
     if fmt == "vtt":
-        return to_vtt(t)
+        return to_vtt(t, per_word)
     return t.text
 
 

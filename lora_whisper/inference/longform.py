@@ -76,7 +76,7 @@ class Cursor:
         self._buf = source if self._in_memory else np.zeros(0, np.float32)
         self._buf_start = 0
         self._eof = self._in_memory
-        self.pieces: list[Piece] = []
+        self.segments: list = []              # transcriber.Segment, as each window is decoded
         self.level: float | None = None   # loudest log-mel so far: the file's normalisation floor
 
     def window(self) -> np.ndarray:

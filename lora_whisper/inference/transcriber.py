@@ -21,7 +21,7 @@ from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_
                                          TAIL_SECONDS, log_mel, loudness)
 from lora_whisper.errors import UserError
 from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs, preemptible
-from lora_whisper.inference.longform import Cursor, split_segments
+from lora_whisper.inference.longform import Cursor, Piece, split_segments
 from lora_whisper.inference.loops import guard
 
 
@@ -30,6 +30,7 @@ class Segment:
     start: float
     end: float
     text: str
+    words: list | None = None   # inference/words.Word per word, with --word-timestamps
 
 
 @dataclass
@@ -44,7 +45,11 @@ class Transcription:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for g in d["segments"]:
+            if g.get("words") is None:
+                g.pop("words", None)   # no word timestamps asked for: the usual shape
+        return d
 
 
 
@@ -204,8 +209,9 @@ class Transcriber:
     # -- transcription -----------------------------------------------------------------------------
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
-                   names: Sequence[str] | None = None, timestamps: bool = False,
-                   on_result=None, between_windows=None, preempt=None) -> "Transcription | list[Transcription]":
+                   names: Sequence[str] | None = None, timestamps: bool = False, vad=False,
+                   word_timestamps: bool = False, on_result=None, on_segment=None, between_windows=None,
+                   preempt=None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -213,8 +219,13 @@ class Transcriber:
         and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
         timestamps (segments carry times); `timestamps=True` does so for short clips too.
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
+        `vad`: True (or a `vad.VadOptions`) cuts every input at speech pauses and decodes the
+        chunks of one file, and of several, as batches (chunked.py). `word_timestamps`: each
+        segment gets `words` (words.py).
         `on_result(index, transcription)`: called as each input is finished (or has failed), so
         a caller can write results as they come and keep them if the rest is interrupted.
+        `on_segment(index, segment)`: called as each segment is decoded, in order within an
+        input (streaming).
         `between_windows(join)`: called after each 30 s window step of long audio; it may do
         other work (a server decodes short requests there, so they are not stuck behind an hour
         of audio), may add long inputs to this call with `join(audio, language) -> index` (they
@@ -252,9 +263,17 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt)
-        self._transcribe_short(job, [i for _, i in short])
-        self._transcribe_long(job, long)
+        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt,
+                   on_segment=on_segment, words=word_timestamps)
+        if vad:
+            from lora_whisper.inference.chunked import transcribe_chunked
+            from lora_whisper.inference.vad import VadOptions
+
+            transcribe_chunked(self, job, list(range(len(items))), vad if isinstance(vad, VadOptions) else VadOptions(),
+                               words=word_timestamps)
+        else:
+            self._transcribe_short(job, [i for _, i in short])
+            self._transcribe_long(job, long)
         if bar:
             bar.close()
         return outs[0] if single else outs
@@ -284,12 +303,31 @@ class Transcriber:
             job.outs[i].language = job.forced[i] or job.outs[i].language
             job.outs[i].expert = self.expert_for(job.outs[i].language)
 
-    def _decode(self, features, languages: list[str], options: DecodeOptions):
+    def _decode(self, features, languages: list[str], options: DecodeOptions, encoded=None):
         feats, lens = features
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
                    for lang in languages]
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
-                            options=options)
+                            options=options, encoded=encoded)
+
+    def _encode_for_words(self, job: "_Job", features):
+        """The encoder output, computed once, when word timestamps will need it again."""
+        if not job.words:
+            return None
+        from lora_whisper.backbone.forward import encode
+
+        with torch.no_grad():
+            return encode(self.model, *features)
+
+    def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
+               offsets: list[float] | None = None, results: list | None = None):
+        """Words per row per piece (words.py), routed as the rows were decoded."""
+        from lora_whisper.inference.words import align_rows
+
+        enc, keep = encoded
+        prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=True) for lang in languages]
+        return align_rows(self, enc, prompts, self._routing(languages), pieces_per_row, samples, offsets, keep,
+                          results)
 
     def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
         """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
@@ -318,6 +356,8 @@ class Transcriber:
                     except Exception as exc:  # noqa: BLE001
                         self._fail(job, i, exc)
             for i in finished:
+                for g in job.outs[i].segments:
+                    job.segment(i, g)
                 job.done(i)
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
@@ -328,14 +368,23 @@ class Transcriber:
         # the compression-ratio fallback then runs on the padded re-decode only.
         first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
         langs = [job.outs[i].language for i in idx]
-        results = self._decode(self._features(clips, languages=langs), langs, first)
+        features = self._features(clips, languages=langs)
+        encoded = self._encode_for_words(job, features)
+        results = self._decode(features, langs, first, encoded)
         self._unloop(clips, langs, results, job.options)
-        for i, clip, res in zip(idx, clips, results):
+        words = None
+        if encoded is not None:
+            words = self._words(encoded, langs, [[Piece(0.0, round(len(c) / SAMPLE_RATE, 3), r.tokens)]
+                                                 for c, r in zip(clips, results)], [len(c) for c in clips],
+                                results=results)
+        for k, (i, clip, res) in enumerate(zip(idx, clips, results)):
             out = job.outs[i]
             # Whisper's no-speech rule, as long-form applies it per window: 5 s of silence is
             # no text, not a confident-looking sentence in the language ID's guess.
             out.text = "" if is_silence(res, job.options) else res.text
             out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), out.text)] if out.text else []
+            if words is not None and out.segments:
+                out.segments[0].words = words[k][0]
 
     def _unloop(self, clips: list[np.ndarray], languages: list[str | None], results: list, options: DecodeOptions) -> None:
         """Rows that came back in a repetition loop are decoded again, together, the way
@@ -394,9 +443,11 @@ class Transcriber:
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
+                languages = [job.outs[c.index].language for c in active]
                 try:
                     with preemptible(job.preempt):
-                        results = self._decode((feats, lens), [job.outs[c.index].language for c in active], options)
+                        encoded = self._encode_for_words(job, (feats, lens))
+                        results = self._decode((feats, lens), languages, options, encoded)
                 except Exception as exc:  # noqa: BLE001  (the window batch failed: fail its inputs, go on)
                     if job.single:
                         raise
@@ -405,13 +456,24 @@ class Transcriber:
                         self._fail(job, cur.index, exc)
                     active = []
                     continue
-                still = []
+                still, steps, new = [], [], []
                 for cur, win, res in zip(active, windows, results):
                     if is_silence(res, options):
                         pieces, step = [], len(win)   # Whisper skips the window
                     else:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
-                    cur.pieces += pieces
+                    new.append(pieces)
+                    steps.append(step)
+                words = None if encoded is None else self._words(encoded, languages, new, [len(w) for w in windows],
+                                                                 [c.offset for c in active], results)
+                for k, (cur, pieces, step) in enumerate(zip(active, new, steps)):
+                    for n, p in enumerate(pieces):
+                        text = self.vocab.decode(p.tokens)
+                        if text:   # what _finish keeps, as it comes (streaming)
+                            seg = Segment(p.start, p.end, text, None if words is None else words[k][n])
+                            cur.segments.append(seg)
+                            if job.on_segment is not None:
+                                job.on_segment(cur.index, seg)
                     if job.bar:
                         job.bar.update(step / SAMPLE_RATE)
                     try:
@@ -450,7 +512,7 @@ class Transcriber:
         cur.close()
         out = job.outs[cur.index]
         out.duration = cur.duration
-        out.segments = [Segment(p.start, p.end, t) for p in cur.pieces if (t := self.vocab.decode(p.tokens))]
+        out.segments = cur.segments
         out.text = " ".join(g.text for g in out.segments).strip()
         job.done(cur.index)
 
@@ -464,13 +526,19 @@ class _Job:
     options: DecodeOptions
     single: bool
     bar: object = None
-    on_result: object = None
+    on_result: object = None      # callable(index, Transcription) as an input is finished or failed
     between_windows: object = None
     preempt: object = None
+    on_segment: object = None     # callable(index, Segment) as segments are decoded
+    words: bool = False           # word timestamps
 
     def done(self, i: int) -> None:
         if self.on_result is not None:
             self.on_result(i, self.outs[i])
+
+    def segment(self, i: int, seg) -> None:
+        if self.on_segment is not None:
+            self.on_segment(i, seg)
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:

@@ -63,10 +63,12 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | None = None,
                max_upload_mb: float = 25.0, max_batch: int = 8, batch_wait_ms: float = 20.0,
-               batcher: MicroBatcher | None = None, max_audio_seconds: float | None = 7200.0) -> FastAPI:
+               batcher: MicroBatcher | None = None, max_audio_seconds: float | None = 7200.0,
+               vad: bool = False) -> FastAPI:
     """`max_audio_seconds`: the longest audio a request may carry (None: no limit beside the
-    byte limit; 10 MB of FLAC can hold hours of silence)."""
-    batcher = batcher or MicroBatcher(transcriber, max_batch=max_batch, wait_ms=batch_wait_ms)
+    byte limit; 10 MB of FLAC can hold hours of silence). `vad`: cut uploads at speech pauses
+    and decode their chunks as batches."""
+    batcher = batcher or MicroBatcher(transcriber, max_batch=max_batch, wait_ms=batch_wait_ms, vad=vad)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     created = int(time.time())
     if transcriber.run_info is not None:
@@ -140,13 +142,20 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_key)])
     async def transcriptions(request: Request, file: UploadFile = File(...), model: str = Form(...),
                              language: str | None = Form(None), response_format: str = Form("json"),
-                             temperature: float = Form(0.0), prompt: str | None = Form(None)):
+                             temperature: float = Form(0.0), prompt: str | None = Form(None),
+                             stream: bool = Form(False),
+                             timestamp_granularities: list[str] | None = Form(None, alias="timestamp_granularities[]")):
         if model not in (model_id, *MODEL_ALIASES):
             raise APIError(404, f"model {_shown(model)} not found; this server has '{model_id}'", "model",
                            "model_not_found")
         if response_format not in RESPONSE_FORMATS:
             raise APIError(400, f"response_format {_shown(response_format)} is not one of: {', '.join(RESPONSE_FORMATS)}",
                            "response_format")
+        granularities = set(timestamp_granularities or [])
+        if granularities - {"word", "segment"}:
+            raise APIError(400, f"timestamp_granularities {_shown(sorted(granularities))}: choose from word, segment",
+                           "timestamp_granularities")
+        words = "word" in granularities
         if not 0.0 <= temperature <= 1.0:   # NaN fails this too
             raise APIError(400, f"temperature must be between 0 and 1, got {temperature}", "temperature")
         try:
@@ -167,7 +176,21 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         except AudioError as exc:
             raise APIError(400, str(exc), "file", "invalid_audio") from None
         request.state.audio_seconds = len(audio) / 16000
-        t = await _decode(request, Job(audio, code, float(temperature)))
+        if stream:   # segments as server-sent events while the file is decoded (stream.py)
+            from fastapi.responses import StreamingResponse
+
+            from lora_whisper.serving.stream import SegmentQueue
+
+            q = SegmentQueue(asyncio.get_running_loop())
+            job = Job(audio, code, float(temperature), words=words, on_segment=q.on_segment)
+            try:
+                batcher.submit_job(job)
+            except Cancelled as exc:
+                raise APIError(503, str(exc), None, "shutting_down", "server_error") from None
+            q.attach(job.future)
+            return StreamingResponse(q.events(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        t = await _decode(request, Job(audio, code, float(temperature), words=words))
         request.state.language, request.state.expert = t.language, t.expert
         if response_format == "json":
             return {"text": t.text}

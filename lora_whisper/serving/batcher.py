@@ -46,6 +46,8 @@ class Job:
     language: str | None          # a checked code, or None = detect
     temperature: float = 0.0
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    words: bool = False           # word timestamps
+    on_segment: object = None     # callable(Segment) as segments are decoded (streaming)
     abandoned: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -68,13 +70,14 @@ def temperatures_from(t: float, base: tuple[float, ...]) -> tuple[float, ...]:
 
 
 class MicroBatcher:
-    def __init__(self, transcriber, max_batch: int = 8, wait_ms: float = 20.0):
+    def __init__(self, transcriber, max_batch: int = 8, wait_ms: float = 20.0, vad: bool = False):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.transcriber = transcriber
         self.base_options = transcriber.options   # each call's temperatures are derived from these
         self.max_batch = max_batch
         self.wait_s = max(0.0, wait_ms) / 1000.0
+        self.vad = vad   # cut uploads at speech pauses and batch their chunks (inference/chunked.py)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -110,9 +113,9 @@ class MicroBatcher:
         return self._queue.qsize() + self._running
 
     # -- submitting ---------------------------------------------------------------------
-    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0
-               ) -> concurrent.futures.Future:
-        return self.submit_job(Job(audio, language, float(temperature))).future
+    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+               words: bool = False, on_segment=None) -> concurrent.futures.Future:
+        return self.submit_job(Job(audio, language, float(temperature), words=words, on_segment=on_segment)).future
 
     def submit_job(self, job: Job) -> Job:
         if self._stopping.is_set():
@@ -121,8 +124,9 @@ class MicroBatcher:
         self._queue.put(job)
         return job
 
-    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0):
-        return await asyncio.wrap_future(self.submit(audio, language, temperature))
+    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+                         words: bool = False):
+        return await asyncio.wrap_future(self.submit(audio, language, temperature, words))
 
     # -- the worker ---------------------------------------------------------------------
     def _collect(self, first: Job) -> tuple[list[Job], bool]:
@@ -181,9 +185,10 @@ class MicroBatcher:
         if not live:
             self._long = []
             return
-        temperature = live[0].temperature
-        members = [j for j in live if j.temperature == temperature]   # index in the call -> job
-        self._long = [j for j in live if j.temperature != temperature]
+        key = (live[0].temperature, live[0].words)
+        temperature, words = key
+        members = [j for j in live if (j.temperature, j.words) == key]   # index in the call -> job
+        self._long = [j for j in live if (j.temperature, j.words) != key]
 
         def serve_waiting(join=None) -> bool:
             """Decode the short requests that arrived meanwhile; long ones join this call
@@ -202,7 +207,7 @@ class MicroBatcher:
             for k in range(0, len(arrived), self.max_batch):
                 self._take(arrived[k:k + self.max_batch])
             if join is not None and not self._stopping.is_set():
-                for j in [j for j in self._long if j.temperature == temperature and not j.abandoned.is_set()]:
+                for j in [j for j in self._long if (j.temperature, j.words) == key and not j.abandoned.is_set()]:
                     self._long.remove(j)
                     index = join(j.audio, j.language)
                     assert index == len(members)
@@ -214,6 +219,10 @@ class MicroBatcher:
             self.long_steps += 1
             serve_waiting(join)
             return [i for i, j in enumerate(members) if j.abandoned.is_set() or self._stopping.is_set()]
+
+        def on_segment(i: int, seg) -> None:
+            if members[i].on_segment is not None:
+                members[i].on_segment(seg)
 
         def finished(i: int, r) -> None:   # answered at once, not when the whole call ends
             if r.error == "cancelled":
@@ -232,7 +241,8 @@ class MicroBatcher:
             # (serve_waiting as `preempt`), so they wait for one layer's forward, not a window.
             t.transcribe([j.audio for j in members], language=[j.language for j in members],
                          names=["upload"] * len(members), on_result=finished,
-                         between_windows=between_windows, preempt=serve_waiting)
+                         between_windows=between_windows, preempt=serve_waiting,
+                         vad=self.vad, word_timestamps=words, on_segment=on_segment)
         except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
             for j in members:
                 self._answer(j, exc=exc)
@@ -264,16 +274,21 @@ class MicroBatcher:
         """Short jobs: one transcribe() call per temperature, answered when it returns."""
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
-            groups.setdefault(j.temperature, []).append(j)
+            groups.setdefault((j.temperature, j.words), []).append(j)
         t = self.transcriber
-        for temperature, group in groups.items():
+        for (temperature, words), group in groups.items():
             outer = t.options   # a short batch served between windows runs inside a long call
+
+            def on_segment(i, seg, group=group):
+                if group[i].on_segment is not None:
+                    group[i].on_segment(seg)
             try:
                 t.options = replace(self.base_options,
                                     temperatures=temperatures_from(temperature, self.base_options.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group))
+                                       names=["upload"] * len(group), vad=self.vad, word_timestamps=words,
+                                       on_segment=on_segment)
             except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
                     self._answer(j, exc=exc)

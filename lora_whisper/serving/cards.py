@@ -30,6 +30,7 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_
     language, None for the bare backbone), `mixture` ({expert: weight}) and, when a run
     with experts has none for the clip's language, a `warning` saying so."""
     from lora_whisper.languages import language_name
+    from lora_whisper.serving.stream import segment_json, word_json
 
     extra = {}
     if has_experts and t.expert is None and t.language:
@@ -44,6 +45,7 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_
         "model": model_id,
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": [{"id": i, "seek": int(round(g.start * 100)), "start": g.start, "end": g.end,
-                      "text": g.text} for i, g in enumerate(t.segments)],
+        "segments": [segment_json(i, g) for i, g in enumerate(t.segments)],
+        **({"words": [word_json(w) for g in t.segments for w in g.words or []]}
+           if any(g.words is not None for g in t.segments) else {}),   # OpenAI's top-level words
     }

@@ -8,12 +8,30 @@ function clock(seconds) {
   return m + ":" + String(s).padStart(2, "0");
 }
 
-function showSegments(segments) {
-  if (segments.length < 2) return;
-  for (const seg of segments) {
-    const li = document.createElement("li");
-    li.textContent = "[" + clock(seg.start) + "–" + clock(seg.end) + "] " + seg.text;
-    $("segments").append(li);
+function addSegment(seg) {
+  const li = document.createElement("li");
+  li.textContent = "[" + clock(seg.start) + "–" + clock(seg.end) + "] " + seg.text;
+  $("segments").append(li);
+}
+
+// The server streams segments as server-sent events (stream=true) while it decodes: each
+// `transcript.text.delta` is shown as it arrives, `transcript.text.done` closes the stream.
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      for (const line of block.split("\n")) {
+        if (line.startsWith("data: ") && line !== "data: [DONE]") onEvent(JSON.parse(line.slice(6)));
+      }
+    }
   }
 }
 let modelId = "whisper-1";
@@ -67,23 +85,37 @@ async function transcribe(blob, filename) {
   form.append("model", modelId);
   form.append("language", $("language").value);
   form.append("response_format", "verbose_json");
+  form.append("stream", "true");
   setStatus("Transcribing " + filename + " …");
   $("transcript").textContent = "";
   $("segments").textContent = "";
   try {
     const r = await fetch("/v1/audio/transcriptions", { method: "POST", body: form, headers: headers() });
-    const body = await r.json();
     if (!r.ok) {
+      const body = await r.json();
       const msg = body.error ? body.error.message : JSON.stringify(body.detail || body);
       setStatus("Error " + r.status + ": " + msg, true);
       return;
     }
-    $("transcript").textContent = body.text || "(no speech recognised)";
-    const prob = body.language_probability == null ? "" : " (p=" + body.language_probability.toFixed(2) + ")";
-    $("detected").textContent = body.language_code + prob;
-    $("expert").textContent = body.expert || "none (bare backbone)";
-    $("duration").textContent = body.duration.toFixed(1) + " s";
-    showSegments(body.segments || []);
+    let count = 0, failed = null;
+    await readEvents(r, (ev) => {
+      if (ev.type === "transcript.text.delta") {
+        $("transcript").textContent += ev.delta;
+        addSegment(ev.segment);
+        count += 1;
+        setStatus("Transcribing " + filename + " … " + clock(ev.segment.end));
+      } else if (ev.type === "transcript.text.done") {
+        $("transcript").textContent = ev.text || "(no speech recognised)";
+        if (count < 2) $("segments").textContent = "";   // one segment: the transcript says it all
+        const prob = ev.language_probability == null ? "" : " (p=" + ev.language_probability.toFixed(2) + ")";
+        $("detected").textContent = ev.language + prob;
+        $("expert").textContent = ev.expert || "none (bare backbone)";
+        $("duration").textContent = ev.duration.toFixed(1) + " s";
+      } else if (ev.type === "error") {
+        failed = ev.error.message;
+      }
+    });
+    if (failed) return setStatus("Error: " + failed, true);
     setStatus("Done.");
   } catch (e) {
     setStatus("Request failed: " + e, true);
