@@ -51,10 +51,10 @@ def gate(transcriber, monkeypatch):
     tokens = threading.Semaphore(0)
     real = transcriber._decode
 
-    def gated(features, languages, options):
+    def gated(features, languages, options, *rest):
         if options.timestamps:
             assert tokens.acquire(timeout=DEADLINE), "long lane never released"
-        return real(features, languages, options)
+        return real(features, languages, options, *rest)
 
     monkeypatch.setattr(transcriber, "_decode", gated)
     return tokens
