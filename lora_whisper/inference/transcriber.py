@@ -211,7 +211,7 @@ class Transcriber:
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None, timestamps: bool = False, vad=False,
                    word_timestamps: bool = False, on_result=None, on_segment=None, between_windows=None,
-                   preempt=None) -> "Transcription | list[Transcription]":
+                   preempt=None, options: DecodeOptions | None = None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -219,6 +219,8 @@ class Transcriber:
         and the rest are still transcribed. Audio over 29 s is always decoded with Whisper's
         timestamps (segments carry times); `timestamps=True` does so for short clips too.
         `progress`: a progress bar (seconds of audio) for more than 3 inputs or 2 minutes.
+        `options`: this call's decoding options (default: the Transcriber's), as faster-whisper
+        takes them per call; `beam_size`/`max_new_tokens` override theirs.
         `vad`: True (or a `vad.VadOptions`) cuts every input at speech pauses and decodes the
         chunks of one file, and of several, as batches (chunked.py). `word_timestamps`: each
         segment gets `words` (words.py).
@@ -242,7 +244,7 @@ class Transcriber:
         if len(per_input) != len(items):
             raise ValueError(f"{len(per_input)} languages for {len(items)} inputs")
         forced = [self._check_language(x) for x in per_input]
-        opts = self.options
+        opts = options or self.options
         if beam_size is not None or max_new_tokens is not None:
             opts = replace(opts, beam_size=beam_size or opts.beam_size,
                            max_new_tokens=max_new_tokens or opts.max_new_tokens)

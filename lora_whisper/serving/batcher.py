@@ -233,8 +233,7 @@ class MicroBatcher:
                 self._answer(members[i], r)
 
         t = self.transcriber
-        outer = t.options
-        t.options = replace(self.base_options, temperatures=temperatures_from(temperature, self.base_options.temperatures))
+        options = replace(self.base_options, temperatures=temperatures_from(temperature, self.base_options.temperatures))
         self.calls.append(len(members))
         try:
             # Short requests are also served between encoder layers and decoder token steps
@@ -242,12 +241,10 @@ class MicroBatcher:
             t.transcribe([j.audio for j in members], language=[j.language for j in members],
                          names=["upload"] * len(members), on_result=finished,
                          between_windows=between_windows, preempt=serve_waiting,
-                         vad=self.vad, word_timestamps=words, on_segment=on_segment)
+                         vad=self.vad, word_timestamps=words, on_segment=on_segment, options=options)
         except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
             for j in members:
                 self._answer(j, exc=exc)
-        finally:
-            t.options = outer
 
     def _fail_waiting(self) -> None:
         for j in self._long:
@@ -277,24 +274,22 @@ class MicroBatcher:
             groups.setdefault((j.temperature, j.words), []).append(j)
         t = self.transcriber
         for (temperature, words), group in groups.items():
-            outer = t.options   # a short batch served between windows runs inside a long call
-
             def on_segment(i, seg, group=group):
                 if group[i].on_segment is not None:
                     group[i].on_segment(seg)
+            # Options per call: a short batch served between a long call's windows must not
+            # change the long call's decoding (nor the Transcriber's defaults).
+            options = replace(self.base_options,
+                              temperatures=temperatures_from(temperature, self.base_options.temperatures))
             try:
-                t.options = replace(self.base_options,
-                                    temperatures=temperatures_from(temperature, self.base_options.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
                                        names=["upload"] * len(group), vad=self.vad, word_timestamps=words,
-                                       on_segment=on_segment)
+                                       on_segment=on_segment, options=options)
             except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
                     self._answer(j, exc=exc)
                 continue
-            finally:
-                t.options = outer
             for j, r in zip(group, results):
                 if r.error:
                     self._answer(j, exc=JobFailed(r.error))
