@@ -8,3 +8,40 @@ def add_compute_type(p) -> None:
     p.add_argument("--compute-type", choices=COMPUTE_TYPES, default="float32",
                    help="int8: CPU inference with int8 decoder layers (per-token scales, as "
                         "CTranslate2) and a bfloat16 encoder where the CPU has it; adapters stay float32")
+
+
+def add_routing(p, candidates_flag: str = "--languages") -> None:
+    """Candidate languages and the routing policy (inference/routing_policy.py)."""
+    p.add_argument(candidates_flag, dest="candidates", default=None,
+                   help="candidate languages for detection, e.g. pl,en (default: the run's experts' "
+                        "languages, all without a run; 'all': every Whisper language)")
+    p.add_argument("--routing", choices=("hard", "soft", "nbest"), default="hard",
+                   help="when language ID is unsure: soft mixes the top-k languages' experts by their "
+                        "probabilities, nbest decodes once per top-k language and keeps the likelier "
+                        "hypothesis (default: hard, the top language's expert)")
+    p.add_argument("--routing-threshold", type=float, default=None,
+                   help="top language probability under which soft/nbest apply (default 0.9)")
+    p.add_argument("--top-k", type=int, default=None, help="languages soft/nbest consider (default 2)")
+    p.add_argument("--lid", choices=("backbone", "experts"), default=None,
+                   help="language ID by the bare backbone, or each candidate scored with its own expert "
+                        "(one encoder pass per candidate; default backbone)")
+    p.add_argument("--no-per-window", action="store_true",
+                   help="long audio: one language per file (its first 30 s) instead of one per window")
+
+
+def routing_from_args(args):
+    """(candidates, RoutingPolicy) from the flags `add_routing` adds; UserError on bad values."""
+    from dataclasses import replace
+
+    from lora_whisper.errors import UserError
+    from lora_whisper.inference.routing_policy import RoutingPolicy
+
+    changes = {"mode": args.routing, "per_window": not args.no_per_window}
+    for key, flag in (("threshold", "routing_threshold"), ("top_k", "top_k"), ("lid", "lid")):
+        if getattr(args, flag, None) is not None:
+            changes[key] = getattr(args, flag)
+    try:
+        policy = replace(RoutingPolicy(), **changes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return args.candidates, policy

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type
+from lora_whisper.cli._options import add_compute_type, add_routing, routing_from_args
 
 
 def register(sub) -> None:
@@ -25,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     add_compute_type(p)
+    add_routing(p)   # the server's defaults; a request may send `languages` and `routing`
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
 
@@ -41,8 +42,9 @@ def run_serve(args) -> int:
         raise UserError("--max-batch must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    candidates, policy = routing_from_args(args)
     t = load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.max_batch,
-             compute_type=args.compute_type)
+             compute_type=args.compute_type, candidates=candidates, policy=policy)
     name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
     app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
                      max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)

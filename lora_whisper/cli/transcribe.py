@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from lora_whisper.cli._options import add_compute_type
+from lora_whisper.cli._options import add_compute_type, add_routing, routing_from_args
 
 
 def _add_model_args(p):
@@ -14,6 +14,7 @@ def _add_model_args(p):
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper) instead of its real length")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     add_compute_type(p)
+    add_routing(p)
 
 
 def register(sub) -> None:
@@ -45,8 +46,9 @@ def _transcriber(args):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    candidates, policy = routing_from_args(args)
     return load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.batch_size,
-                compute_type=args.compute_type)
+                compute_type=args.compute_type, candidates=candidates, policy=policy)
 
 
 def run_transcribe(args) -> int:
@@ -84,7 +86,8 @@ def run_detect(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             continue
         if args.format == "json":
-            print(json.dumps({"file": f, "language": next(iter(probs)), "probabilities": probs}))
+            print(json.dumps({"file": f, "language": next(iter(probs)), "probability": next(iter(probs.values())),
+                              "probabilities": probs}))
         else:
             top = list(probs.items())[: args.top]
             print(f"{f}\t" + "  ".join(f"{c} {p:.3f}" for c, p in top))

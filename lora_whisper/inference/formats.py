@@ -16,13 +16,25 @@ def _ts(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _switches(t: "Transcription") -> bool:
+    """Segments of more than one language (per-window routing): each cue then says its own."""
+    return len({g.language for g in t.segments if getattr(g, "language", None)}) > 1
+
+
 def to_srt(t: "Transcription") -> str:
-    blocks = [f"{i}\n{_ts(g.start, ',')} --> {_ts(g.end, ',')}\n{g.text}\n" for i, g in enumerate(t.segments, 1)]
+    tag = _switches(t)
+    blocks = [f"{i}\n{_ts(g.start, ',')} --> {_ts(g.end, ',')}\n{f'[{g.language}] ' if tag and g.language else ''}{g.text}\n"
+              for i, g in enumerate(t.segments, 1)]
     return "\n".join(blocks)
 
 
 def to_vtt(t: "Transcription") -> str:
-    return "WEBVTT\n\n" + "\n".join(f"{_ts(g.start, '.')} --> {_ts(g.end, '.')}\n{g.text}\n" for g in t.segments)
+    tag = _switches(t)   # WebVTT's own language span
+
+    def text(g):
+        return f"<lang {g.language}>{g.text}</lang>" if tag and g.language else g.text
+
+    return "WEBVTT\n\n" + "\n".join(f"{_ts(g.start, '.')} --> {_ts(g.end, '.')}\n{text(g)}\n" for g in t.segments)
 
 
 def to_json(t: "Transcription") -> str:

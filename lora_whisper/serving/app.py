@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lora_whisper.serving.batcher import MicroBatcher
 from lora_whisper.serving.cards import model_card, verbose_json
+from lora_whisper.serving.routing_fields import expert_models, request_routing
 from lora_whisper.serving.errors import APIError, UploadLimit, error_body
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -79,12 +80,16 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                 "max_batch": batcher.max_batch, "pending": batcher.pending,
                 "requests": batcher.requests, "batches": len(batcher.batches)}
 
+    experts = expert_models(transcriber, model_id, created)   # "base-pl": the run with pl's expert
+
     @app.get("/v1/models", dependencies=[Depends(require_key)])
     def list_models():
-        return {"object": "list", "data": [card]}
+        return {"object": "list", "data": [card, *experts.values()]}
 
     @app.get("/v1/models/{name}", dependencies=[Depends(require_key)])
     def get_model(name: str):
+        if name in experts:
+            return experts[name]
         if name not in (model_id, *MODEL_ALIASES):
             raise APIError(404, f"model {name!r} not found; this server has {model_id!r}", "model", "model_not_found")
         return card
@@ -92,9 +97,11 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_key)])
     async def transcriptions(file: UploadFile = File(...), model: str = Form(...),
                              language: str | None = Form(None), response_format: str = Form("json"),
-                             temperature: float = Form(0.0), prompt: str | None = Form(None)):
-        if model not in (model_id, *MODEL_ALIASES):
-            raise APIError(404, f"model {model!r} not found; this server has {model_id!r}", "model", "model_not_found")
+                             temperature: float = Form(0.0), prompt: str | None = Form(None),
+                             languages: str | None = Form(None), routing: str | None = Form(None)):
+        if model not in (model_id, *MODEL_ALIASES, *experts):
+            raise APIError(404, f"model {model!r} not found; this server has {model_id!r} and its experts "
+                                f"{', '.join(experts) or '(none)'}", "model", "model_not_found")
         if response_format not in RESPONSE_FORMATS:
             raise APIError(400, f"response_format {response_format!r} is not one of: {', '.join(RESPONSE_FORMATS)}",
                            "response_format")
@@ -104,6 +111,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             code = transcriber._check_language(language)
         except ValueError as exc:  # UnknownLanguageError: its message lists the valid codes
             raise APIError(400, str(exc), "language", "unsupported_language") from None
+        code, candidates = request_routing(transcriber, model, experts, code, languages, routing)
         data = await file.read()
         if len(data) > max_bytes:
             raise APIError(413, f"file is {len(data) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB",
@@ -115,14 +123,14 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         except AudioError as exc:
             raise APIError(400, str(exc), "file", "invalid_audio") from None
         try:
-            t = await batcher.transcribe(audio, code, temperature)
+            t = await batcher.transcribe(audio, code, temperature, candidates, routing)
         except Exception as exc:  # noqa: BLE001  (reported; the worker keeps serving)
             raise APIError(500, f"transcription failed: {type(exc).__name__}: {exc}", None, None,
                            "server_error") from None
         if response_format == "json":
             return {"text": t.text}
         if response_format == "verbose_json":
-            return verbose_json(t, model_id, transcriber.mixture_for(t.language))
+            return verbose_json(t, model_id, t.mixture or transcriber.mixture_for(t.language))
         if response_format == "text":
             return PlainTextResponse(t.text)
         from lora_whisper.inference.formats import render

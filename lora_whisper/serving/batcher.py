@@ -29,6 +29,8 @@ class Job:
     language: str | None          # a checked code, or None = detect
     temperature: float = 0.0
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    candidates: list[str] | None = None   # detection's candidates (None: the server's default)
+    routing: str | None = None            # hard | soft | nbest (None: the server's default)
 
 
 def temperatures_from(t: float, base: tuple[float, ...]) -> tuple[float, ...]:
@@ -74,15 +76,16 @@ class MicroBatcher:
         return self._queue.qsize()
 
     # -- submitting ---------------------------------------------------------------------
-    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0
-               ) -> concurrent.futures.Future:
+    def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+               candidates: list[str] | None = None, routing: str | None = None) -> concurrent.futures.Future:
         self.start()
-        job = Job(audio, language, float(temperature))
+        job = Job(audio, language, float(temperature), candidates=candidates, routing=routing)
         self._queue.put(job)
         return job.future
 
-    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0):
-        return await asyncio.wrap_future(self.submit(audio, language, temperature))
+    async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
+                         candidates: list[str] | None = None, routing: str | None = None):
+        return await asyncio.wrap_future(self.submit(audio, language, temperature, candidates, routing))
 
     # -- the worker ---------------------------------------------------------------------
     def _collect(self, first: Job) -> tuple[list[Job], bool]:
@@ -118,15 +121,16 @@ class MicroBatcher:
     def _process(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
-            groups.setdefault(j.temperature, []).append(j)
+            groups.setdefault((j.temperature, j.routing), []).append(j)
         t = self.transcriber
         base = t.options
-        for temperature, group in groups.items():
+        for (temperature, routing), group in groups.items():
             try:
                 t.options = replace(base, temperatures=temperatures_from(temperature, base.temperatures))
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
-                                       names=["upload"] * len(group))
+                                       names=["upload"] * len(group), routing=routing,
+                                       candidates=[j.candidates for j in group])
             except BaseException as exc:  # noqa: BLE001  (the request fails; the server goes on)
                 for j in group:
                     j.future.set_exception(exc)

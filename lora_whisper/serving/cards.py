@@ -35,11 +35,13 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None) -> d
         "language": language_name(t.language) if t.language else None,  # OpenAI gives the name
         "language_code": t.language,
         "language_probability": t.language_probability,
+        "language_probs": t.language_probs,   # over the candidates; None when the language was given
+        "routing": t.routing,
         "expert": t.expert,
         "mixture": mixture,
         "model": model_id,
         "duration": round(t.duration, 3),
         "text": t.text,
         "segments": [{"id": i, "seek": int(round(g.start * 100)), "start": g.start, "end": g.end,
-                      "text": g.text} for i, g in enumerate(t.segments)],
+                      "text": g.text, "language": g.language or t.language} for i, g in enumerate(t.segments)],
     }
