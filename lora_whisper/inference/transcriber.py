@@ -468,7 +468,7 @@ class Transcriber:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
                     for p in pieces:
                         p.language = route.language
-                    if job.outs[cur.index].windows is not None and not job.forced[cur.index]:
+                    if self._per_window(job) and not job.forced[cur.index]:
                         probs = lang[cur.index][1] or {}
                         job.outs[cur.index].windows.append({
                             "start": round(cur.offset, 3), "language": route.language, "routing": route.kind,
