@@ -313,8 +313,8 @@ class Transcriber:
             job.outs[i].routing = "hard" if self.bank is not None else None
 
     def _routes(self, job: "_Job", i: int, language: str | None, probs: dict | None) -> list[Route]:
-        if job.forced[i] or self.bank is None:
-            probs = None   # a given language (or no experts) is never second-guessed
+        if job.forced[i]:
+            probs = None   # a given language is never second-guessed
         return routes_for(language, probs, job.policy, self.mixture_for)
 
     def _decode_routes(self, features, routes: list[list[Route]], options: DecodeOptions,
