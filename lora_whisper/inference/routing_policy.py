@@ -33,6 +33,7 @@ class RoutingPolicy:
     lid: str = "backbone"             # language ID scorer: backbone | experts (language_id.py)
     per_window: bool = True           # long audio: a language ID per 30 s window
     switch_probability: float = 0.7  # long audio: stickiness (see module doc)
+    cut_on_switch: bool = True        # long audio: end a window where its language changes (window_language.py)
 
     def __post_init__(self):
         from lora_whisper.inference.language_id import LID_METHODS

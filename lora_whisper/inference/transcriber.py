@@ -422,6 +422,7 @@ class Transcriber:
         active: list[Cursor] = []
         # Per input: the language and distribution its current window is routed by.
         lang: dict[int, tuple[str | None, dict | None]] = {}
+        redo: dict[int, int] = {}   # input -> seek point decoded again in another language
         try:
             while active or pending:
                 fresh = []
@@ -456,11 +457,13 @@ class Transcriber:
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
-                if self._per_window(job):
-                    self._window_languages(job, active, (feats, lens), lang)
+                if self._per_window(job):   # a window decoded again keeps the language it was given
+                    keep = [k for k, c in enumerate(active) if redo.get(c.index) != c.seek]
+                    self._window_languages(job, [active[k] for k in keep],
+                                           (feats[keep], None if lens is None else lens[keep]), lang)
                 picked = self._decode_routes((feats, lens), [self._routes(job, c.index, *lang[c.index]) for c in active],
                                              options, options)
-                still = []
+                decoded = []
                 for cur, win, (res, route) in zip(active, windows, picked):
                     if is_silence(res, options):
                         pieces, step = [], len(win)   # Whisper skips the window
@@ -468,7 +471,14 @@ class Transcriber:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
                     for p in pieces:
                         p.language = route.language
-                    if self._per_window(job) and not job.forced[cur.index]:
+                    decoded.append([pieces, step])
+                if self._per_window(job) and job.policy.cut_on_switch:
+                    from lora_whisper.inference.window_language import cut_at_language_changes
+
+                    cut_at_language_changes(self, job, active, windows, decoded, lang, redo)
+                still = []
+                for cur, (res, route), (pieces, step) in zip(active, picked, decoded):
+                    if self._per_window(job) and not job.forced[cur.index] and step:
                         probs = lang[cur.index][1] or {}
                         job.outs[cur.index].windows.append({
                             "start": round(cur.offset, 3), "language": route.language, "routing": route.kind,
