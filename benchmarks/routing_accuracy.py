@@ -16,7 +16,9 @@ routing win back (issue 16).
     the top language is wrong among the sure ones (to choose the default threshold).
 (b) Long files made of clips of 3 languages (a block of clips per language, short gaps):
     parts-given (each block decoded alone with its language given: the reference point),
-    per-file (one language ID for the whole file: the old behaviour), per-window.
+    per-file (one language ID for the whole file: the old behaviour), per-window (a language
+    ID per 30 s window), per-window+cut (and a window ends where its segments' language
+    changes, window_language.py).
     Reported: per-segment language accuracy (a segment's language against the block its
     midpoint lies in), error of the whole file (WER), seconds per file.
 
@@ -164,7 +166,8 @@ def run_long(t, files, log) -> dict:
                 return lang
         return blocks[-1][2]
 
-    systems = {"parts-given": None, "per-file": RoutingPolicy(per_window=False), "per-window": RoutingPolicy()}
+    systems = {"parts-given": None, "per-file": RoutingPolicy(per_window=False),
+               "per-window": RoutingPolicy(cut_on_switch=False), "per-window+cut": RoutingPolicy()}
     out = {}
     for name, policy in systems.items():
         errors = length = seg_right = seg_total = 0
