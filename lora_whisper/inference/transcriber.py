@@ -472,14 +472,14 @@ class Transcriber:
                     for p in pieces:
                         p.language = route.language
                     decoded.append([pieces, step])
+                window_probs = [lang[c.index][1] or {} for c in active]   # before a cut moves them on
                 if self._per_window(job) and job.policy.cut_on_switch:
                     from lora_whisper.inference.window_language import cut_at_language_changes
 
                     cut_at_language_changes(self, job, active, windows, decoded, lang, redo)
                 still = []
-                for cur, (res, route), (pieces, step) in zip(active, picked, decoded):
+                for cur, (res, route), (pieces, step), probs in zip(active, picked, decoded, window_probs):
                     if self._per_window(job) and not job.forced[cur.index] and step:
-                        probs = lang[cur.index][1] or {}
                         job.outs[cur.index].windows.append({
                             "start": round(cur.offset, 3), "language": route.language, "routing": route.kind,
                             "probability": None if route.language not in probs else round(probs[route.language], 4)})
