@@ -15,10 +15,11 @@ def add_routing(p, candidates_flag: str = "--languages") -> None:
     p.add_argument(candidates_flag, dest="candidates", default=None,
                    help="candidate languages for detection, e.g. pl,en (default: the run's experts' "
                         "languages, all without a run; 'all': every Whisper language)")
-    p.add_argument("--routing", choices=("hard", "soft", "nbest"), default="hard",
+    p.add_argument("--routing", choices=("hard", "soft", "nbest"), default=None,
                    help="when language ID is unsure: soft mixes the top-k languages' experts by their "
                         "probabilities, nbest decodes once per top-k language and keeps the likelier "
-                        "hypothesis (default: hard, the top language's expert)")
+                        "hypothesis, hard takes the top language's expert (default: RoutingPolicy's, "
+                        "chosen by benchmarks/routing_accuracy.py)")
     p.add_argument("--routing-threshold", type=float, default=None,
                    help="top language probability under which soft/nbest apply (default 0.9)")
     p.add_argument("--top-k", type=int, default=None, help="languages soft/nbest consider (default 2)")
@@ -36,8 +37,8 @@ def routing_from_args(args):
     from lora_whisper.errors import UserError
     from lora_whisper.inference.routing_policy import RoutingPolicy
 
-    changes = {"mode": args.routing, "per_window": not args.no_per_window}
-    for key, flag in (("threshold", "routing_threshold"), ("top_k", "top_k"), ("lid", "lid")):
+    changes = {"per_window": not args.no_per_window}
+    for key, flag in (("mode", "routing"), ("threshold", "routing_threshold"), ("top_k", "top_k"), ("lid", "lid")):
         if getattr(args, flag, None) is not None:
             changes[key] = getattr(args, flag)
     try:
