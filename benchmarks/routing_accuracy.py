@@ -43,7 +43,8 @@ SR = 16000
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
-def clip_systems(threshold: float, top_k: int, lids: list[str]) -> dict[str, dict]:
+def clip_systems(threshold: float, top_k: int, lids: list[str], n_candidates: int,
+                 only: list[str] | None = None) -> dict[str, dict]:
     """name -> transcribe() kwargs (language None = detect)."""
     from lora_whisper.inference.routing_policy import RoutingPolicy
 
@@ -54,6 +55,10 @@ def clip_systems(threshold: float, top_k: int, lids: list[str]) -> dict[str, dic
         out[f"hard-cand{sfx}"] = {"routing": RoutingPolicy(mode="hard", lid=lid)}
         for mode in ("soft", "nbest"):
             out[f"{mode}{sfx}"] = {"routing": RoutingPolicy(mode=mode, lid=lid, threshold=threshold, top_k=top_k)}
+    # language-wise search (Kwok et al.): every candidate decoded for rows under 0.99
+    out["nbest-all"] = {"routing": RoutingPolicy(mode="nbest", lid="backbone", threshold=0.99, top_k=n_candidates)}
+    if only:
+        out = {k: v for k, v in out.items() if k in only}
     return out
 
 
@@ -204,7 +209,7 @@ def table_md(res: dict) -> str:
              f"top-k {res['top_k']}; error = WER %)\n",
              "| system | LID accuracy % | " + " | ".join(langs) + " | macro | vs oracle | s/clip | x hard-cand | unsure rows |",
              "|---|---|" + "---|" * len(langs) + "---|---|---|---|---|"]
-    base = a["oracle"]["macro"]
+    base = a["oracle"]["macro"] if "oracle" in a else float("nan")
     for name, s in a.items():
         ref = "hard-cand-x" if name.endswith("-x") and "hard-cand-x" in a else "hard-cand"
         ratio = s["seconds_per_clip"] / a[ref]["seconds_per_clip"] if ref in a else float("nan")
@@ -212,10 +217,11 @@ def table_md(res: dict) -> str:
                      + f" | {s['macro']:.2f} | {100 * (s['macro'] - base) / base:+.1f}% | {s['seconds_per_clip']:.3f}"
                      f" | {ratio:.2f} | {s['unsure_rows']} |")
     lines.append("\nLID errors: " + "; ".join(f"{k}: {v['confusions']}" for k, v in a.items() if v["confusions"]))
-    lines.append("\n**Threshold curve** (clips unsure / LID errors among sure clips / truth in the top 2 of unsure):\n")
-    lines.append("| LID | accuracy % | " + " | ".join(f"<{t}" for t in THRESHOLDS) + " |")
-    lines.append("|---|---|" + "---|" * len(THRESHOLDS))
-    for lid, c in res["threshold_curve"].items():
+    if "threshold_curve" in res:
+        lines.append("\n**Threshold curve** (clips unsure / LID errors among sure clips / truth in the top 2 of unsure):\n")
+        lines.append("| LID | accuracy % | " + " | ".join(f"<{t}" for t in THRESHOLDS) + " |")
+        lines.append("|---|---|" + "---|" * len(THRESHOLDS))
+    for lid, c in res.get("threshold_curve", {}).items():
         cells = [f"{r['unsure_pct']:.0f}% / {r['errors_when_sure']} / {r['truth_in_top2_when_unsure']}"
                  for r in c["thresholds"].values()]
         lines.append(f"| {lid} | {c['accuracy']:.1f} | " + " | ".join(cells) + " |")
@@ -267,6 +273,8 @@ def main() -> None:
     ap.add_argument("--long-files", type=int, default=4)
     ap.add_argument("--per-block", type=int, default=10, help="clips per language block in a long file")
     ap.add_argument("--skip-clips", action="store_true", help="(b) only")
+    ap.add_argument("--skip-curve", action="store_true", help="no threshold curve")
+    ap.add_argument("--systems", default=None, help="(a) only these systems (comma-separated)")
     ap.add_argument("--chunk", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1)
@@ -299,10 +307,13 @@ def main() -> None:
     res = {"run": args.run, "data": args.data, "candidates": t.candidates, "threshold": args.threshold,
            "top_k": args.top_k, "n_clips": len(picked), "max_new_tokens": args.max_new_tokens}
     if not args.skip_clips:
-        log("threshold curve ...")
-        res["threshold_curve"] = threshold_curve(t, picked, lids)
-        log(str(res["threshold_curve"]))
-        res["clips"] = run_clips(t, picked, clip_systems(args.threshold, args.top_k, lids), args.chunk, log)
+        if not args.skip_curve:
+            log("threshold curve ...")
+            res["threshold_curve"] = threshold_curve(t, picked, lids)
+            log(str(res["threshold_curve"]))
+        systems = clip_systems(args.threshold, args.top_k, lids, len(t.candidates),
+                               [x for x in args.systems.split(",") if x] if args.systems else None)
+        res["clips"] = run_clips(t, picked, systems, args.chunk, log)
     if args.long_files:
         files = build_long_files(picked, args.long_files, args.per_block, seed=1)
         res.update(n_long=len(files), per_block=args.per_block,
