@@ -72,7 +72,7 @@ class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
                  compute_type: str = "float32", candidates: "Sequence[str] | str | None" = None,
-                 policy: RoutingPolicy = RoutingPolicy()):
+                 policy: RoutingPolicy | None = None):
         from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 
         if compute_type not in COMPUTE_TYPES:
@@ -88,7 +88,9 @@ class Transcriber:
         self.pad_30s = pad_30s
         self.batch_size = batch_size
         self.options = options
-        self.policy = policy
+        self.policy = policy or RoutingPolicy()
+        if self.policy.mode is None:   # the benchmarked default: nbest over experts (routing_policy.py)
+            self.policy = replace(self.policy, mode="nbest" if bank is not None else "hard")
         # None: the run's experts' languages (all languages without a run); "all": all of them.
         self.candidates = self.resolve_candidates(candidates)
         self.loops_redecoded = 0   # short-clip rows re-decoded by the loop guard (all calls)
@@ -253,6 +255,8 @@ class Transcriber:
             cands = [self.candidates if candidates is None else self.resolve_candidates(candidates)] * len(items)
         policy = self.policy if routing is None else (
             routing if isinstance(routing, RoutingPolicy) else replace(self.policy, mode=routing))
+        if policy.mode is None:
+            policy = replace(policy, mode=self.policy.mode)
         opts = self.options
         if beam_size is not None or max_new_tokens is not None:
             opts = replace(opts, beam_size=beam_size or opts.beam_size,

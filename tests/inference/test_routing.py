@@ -54,7 +54,7 @@ def test_candidates_default_to_the_experts_and_are_never_left(routed):
             assert d[a] / d[b] == pytest.approx(f[a] / f[b], rel=1e-4)
         for r in t.transcribe(clips, candidates=cands):
             assert r.language in want and set(r.language_probs) == want
-            assert r.language_probability == max(r.language_probs.values())
+            assert r.language_probability == r.language_probs[r.language]
     with pytest.raises(ValueError, match="xx"):
         t.transcribe(clips[0], candidates="en,xx")
 
