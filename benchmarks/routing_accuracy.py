@@ -161,7 +161,7 @@ def build_long_files(utts, n_files: int, per_block: int, seed: int):
     return files
 
 
-def run_long(t, files, log) -> dict:
+def run_long(t, files, log, only: list[str] | None = None) -> dict:
     from lora_whisper.evaluation.metrics import score_utterance
     from lora_whisper.inference.routing_policy import RoutingPolicy
 
@@ -171,8 +171,12 @@ def run_long(t, files, log) -> dict:
                 return lang
         return blocks[-1][2]
 
-    systems = {"parts-given": None, "per-file": RoutingPolicy(per_window=False),
-               "per-window": RoutingPolicy(cut_on_switch=False), "per-window+cut": RoutingPolicy()}
+    systems = {"parts-given": None, "per-file": RoutingPolicy(mode="hard", per_window=False),
+               "per-window": RoutingPolicy(mode="hard", cut_on_switch=False),
+               "per-window+cut": RoutingPolicy(mode="hard"),
+               "per-window+cut nbest": RoutingPolicy(mode="nbest")}
+    if only:
+        systems = {k: v for k, v in systems.items() if k in only}
     out = {}
     for name, policy in systems.items():
         errors = length = seg_right = seg_total = 0
@@ -275,6 +279,7 @@ def main() -> None:
     ap.add_argument("--skip-clips", action="store_true", help="(b) only")
     ap.add_argument("--skip-curve", action="store_true", help="no threshold curve")
     ap.add_argument("--systems", default=None, help="(a) only these systems (comma-separated)")
+    ap.add_argument("--long-systems", default=None, help="(b) only these systems (comma-separated)")
     ap.add_argument("--chunk", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1)
@@ -318,7 +323,7 @@ def main() -> None:
         files = build_long_files(picked, args.long_files, args.per_block, seed=1)
         res.update(n_long=len(files), per_block=args.per_block,
                    long_seconds=float(np.mean([len(a) / SR for a, _ in files])))
-        res["long"] = run_long(t, files, log)
+        res["long"] = run_long(t, files, log, [x for x in args.long_systems.split(",") if x] if args.long_systems else None)
     path = _common.write(args.name, res, table_md(res) if "clips" in res else str(res.get("long")), plot(res)
                          if "clips" in res else None)
     print((_common.RESULTS / f"{args.name}.md").read_text())
