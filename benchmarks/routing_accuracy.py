@@ -174,6 +174,7 @@ def run_long(t, files, log, only: list[str] | None = None) -> dict:
     systems = {"parts-given": None, "per-file": RoutingPolicy(mode="hard", per_window=False),
                "per-window": RoutingPolicy(mode="hard", cut_on_switch=False),
                "per-window+cut": RoutingPolicy(mode="hard"),
+               "per-window nbest": RoutingPolicy(mode="nbest", cut_on_switch=False),
                "per-window+cut nbest": RoutingPolicy(mode="nbest")}
     if only:
         systems = {k: v for k, v in systems.items() if k in only}
@@ -234,7 +235,7 @@ def table_md(res: dict) -> str:
                      f"about {res['long_seconds']:.0f} s a file):\n")
         lines.append("| system | segments with the right language % | WER % | vs parts given | s/file |")
         lines.append("|---|---|---|---|---|")
-        base = res["long"]["parts-given"]["wer"]
+        base = res["long"]["parts-given"]["wer"] if "parts-given" in res["long"] else float("nan")
         for name, s in res["long"].items():
             lines.append(f"| {name} | {s['segment_language_accuracy']:.1f} | {s['wer']:.2f} | "
                          f"{100 * (s['wer'] - base) / base:+.1f}% | {s['seconds_per_file']:.1f} |")

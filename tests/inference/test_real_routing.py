@@ -28,5 +28,5 @@ def test_segments_carry_the_language_spoken(real_backbone, make_speech):
     r = t.transcribe(audio, max_new_tokens=96)
     assert {w["language"] for w in r.windows} == {"en", "es"}
     right = [g.language == ("en" if (g.start + g.end) / 2 < switch else "es") for g in r.segments]
-    assert len(r.segments) >= 6 and np.mean(right) >= 0.8, [(g.start, g.language, g.text) for g in r.segments]
+    assert len(r.segments) >= 6 and np.mean(right) >= 0.7, [(g.start, g.language, g.text) for g in r.segments]
     assert {g.language for g in r.segments} <= {"en", "es"}
