@@ -28,6 +28,9 @@ def add_routing(p, candidates_flag: str = "--languages") -> None:
                         "(one encoder pass per candidate; default backbone)")
     p.add_argument("--no-per-window", action="store_true",
                    help="long audio: one language per file (its first 30 s) instead of one per window")
+    p.add_argument("--cut-on-switch", action="store_true",
+                   help="long audio: also end a window where its segments' language changes (measured "
+                        "worse on synthetic speech; see benchmarks/README.md)")
 
 
 def routing_from_args(args):
@@ -37,7 +40,7 @@ def routing_from_args(args):
     from lora_whisper.errors import UserError
     from lora_whisper.inference.routing_policy import RoutingPolicy
 
-    changes = {"per_window": not args.no_per_window}
+    changes = {"per_window": not args.no_per_window, "cut_on_switch": args.cut_on_switch}
     for key, flag in (("mode", "routing"), ("threshold", "routing_threshold"), ("top_k", "top_k"), ("lid", "lid")):
         if getattr(args, flag, None) is not None:
             changes[key] = getattr(args, flag)
