@@ -175,6 +175,7 @@ def run_long(t, files, log, only: list[str] | None = None) -> dict:
                "per-window": RoutingPolicy(mode="hard", cut_on_switch=False),
                "per-window+cut": RoutingPolicy(mode="hard"),
                "per-window nbest": RoutingPolicy(mode="nbest", cut_on_switch=False),
+               "per-window nbest-x": RoutingPolicy(mode="nbest", lid="experts", cut_on_switch=False),
                "per-window+cut nbest": RoutingPolicy(mode="nbest")}
     if only:
         systems = {k: v for k, v in systems.items() if k in only}
