@@ -389,7 +389,7 @@ class Transcriber:
             for i, clip, res in zip(idx, clips, results):
                 out = job.outs[i]
                 out.text = res.text
-                out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text)] if res.text else []
+                out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), res.text, out.language)] if res.text else []
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
 
