@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from lora_whisper.cli._options import add_compute_type, positive_int
+from lora_whisper.cli._options import add_compute_type, add_routing, positive_int, routing_from_args
 
 
 def register(sub) -> None:
@@ -34,6 +34,7 @@ def register(sub) -> None:
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper input)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
+    add_routing(p, "--candidates")   # --languages already filters the test set here
     p.set_defaults(func=run_evaluate)
 
 
@@ -44,13 +45,15 @@ def run_evaluate(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    candidates, policy = routing_from_args(args)
     languages = [c for c in args.languages.split(",") if c.strip()] if args.languages else None
     report, paths = evaluate(args.data, run=args.run, backbone=args.backbone, out=args.out,
                              language=args.language, compare=args.compare, batch_size=args.batch_size,
                              max_new_tokens=args.max_new_tokens, beam_size=args.beam_size,
                              fallback=args.fallback, languages=languages,
                              max_per_language=args.max_per_language, pad_30s=args.pad_30s,
-                             progress=sys.stderr.isatty(), compute_type=args.compute_type)
+                             progress=sys.stderr.isatty(), compute_type=args.compute_type,
+                             candidates=candidates, policy=policy)
     if not paths:   # a torchrun rank other than 0: rank 0 writes the report
         return 0
     print(paths["md"].read_text())

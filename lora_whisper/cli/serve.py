@@ -5,7 +5,8 @@ import os
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type, port_number, positive_float, positive_int
+from lora_whisper.cli._options import (add_compute_type, add_routing, port_number, positive_float, positive_int,
+                                        routing_from_args)
 
 
 def register(sub) -> None:
@@ -33,6 +34,7 @@ def register(sub) -> None:
                    help="cut uploads at speech pauses (Silero VAD) and decode their chunks as batches")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
+    add_routing(p)   # the server's defaults; a request may send `languages` and `routing`
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_serve)
 
@@ -49,8 +51,9 @@ def run_serve(args) -> int:
         raise UserError("--max-batch must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    candidates, policy = routing_from_args(args)
     t = load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.max_batch,
-             compute_type=args.compute_type)
+             compute_type=args.compute_type, candidates=candidates, policy=policy)
     name = args.model_name or (Path(args.run).resolve().name if args.run else "whisper")
     app = create_app(t, model_id=name, api_key=args.api_key, max_upload_mb=args.max_upload_mb,
                      max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,

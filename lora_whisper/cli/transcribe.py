@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type, positive_int
+from lora_whisper.cli._options import add_compute_type, add_routing, positive_int, routing_from_args
 from lora_whisper.errors import UserError
 
 
@@ -16,6 +16,7 @@ def _add_model_args(p):
     p.add_argument("--pad-30s", action="store_true", help="pad every clip to 30 s (classic Whisper) instead of its real length")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     add_compute_type(p)
+    add_routing(p)
 
 
 def register(sub) -> None:
@@ -55,8 +56,9 @@ def _transcriber(args):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    candidates, policy = routing_from_args(args)
     return load(args.backbone, run=args.run, pad_30s=args.pad_30s, batch_size=args.batch_size,
-                compute_type=args.compute_type)
+                compute_type=args.compute_type, candidates=candidates, policy=policy)
 
 
 def run_transcribe(args) -> int:
@@ -160,7 +162,8 @@ def run_detect(args) -> int:
             continue
         if args.format == "json":
             # allow_nan=False: never print invalid JSON (NaN audio is refused at load anyway)
-            print(json.dumps({"file": f, "language": next(iter(probs)), "probabilities": probs}, allow_nan=False))
+            print(json.dumps({"file": f, "language": next(iter(probs)), "probability": next(iter(probs.values())),
+                              "probabilities": probs}, allow_nan=False))
         else:
             top = list(probs.items())[: args.top]
             print(f"{f}\t" + "  ".join(f"{c} {p:.3f}" for c, p in top))

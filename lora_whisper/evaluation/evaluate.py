@@ -103,7 +103,8 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
              language: str = "given", compare: str | None = None, batch_size: int = 8,
              max_new_tokens: int = 128, beam_size: int = 1, fallback: bool = False,
              languages=None, max_per_language: int | None = None, pad_30s: bool = False,
-             progress: bool = False, compute_type: str = "float32") -> tuple[dict, dict[str, Path]]:
+             progress: bool = False, compute_type: str = "float32", candidates=None,
+             policy=None) -> tuple[dict, dict[str, Path]]:
     """Decode, score, write report files into `out`; returns (report, paths)."""
     import torch
 
@@ -114,6 +115,10 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
     utterances = select_utterances(data, languages, max_per_language)
     options = greedy_options(max_new_tokens, beam_size, fallback)
     kw = dict(batch_size=batch_size, options=options, pad_30s=pad_30s, compute_type=compute_type)
+    if candidates is not None:   # detection's candidates and routing policy (--language detect)
+        kw["candidates"] = candidates
+    if policy is not None:
+        kw["policy"] = policy
     t0 = time.perf_counter()
     system = load_system(run, backbone, **kw)
     skipped: list = []   # rows that cannot be decoded are reported and left out, not fatal
@@ -134,6 +139,7 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "temperature_fallback": fallback, "batch_size": batch_size,
         "input": "padded to 30 s" if pad_30s else "real length", "compute_type": compute_type,
         "loop_guard": options.loop_guard,
+        "candidates": candidates, "routing": None if policy is None else policy.mode,
         "differs_from_transcribe": _differs_from_transcribe(options),
         "max_per_language": max_per_language, "torch_threads": torch.get_num_threads(),
         "skipped_undecodable": [{"id": u.id, "where": u.origin, "problem": p} for u, p in skipped],

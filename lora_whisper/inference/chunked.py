@@ -150,7 +150,7 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
                 if not text.strip():
                     continue
                 start = ch.to_original(p.start)
-                seg = Segment(start, max(start, ch.to_original(p.end, is_end=True)), text)
+                seg = Segment(start, max(start, ch.to_original(p.end, is_end=True)), text, language=out.language)
                 if word_rows is not None:
                     seg.words = [w.mapped(ch.to_original) for w in word_rows[r][k]]
                 out.segments.append(seg)

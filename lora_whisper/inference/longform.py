@@ -27,6 +27,7 @@ class Piece:
     start: float          # seconds from the start of the file
     end: float
     tokens: list[int]     # text tokens (timestamps removed)
+    language: str | None = None   # the language its window was decoded in
 
 
 def split_segments(tokens: list[int], timestamp_begin: int, offset: float,

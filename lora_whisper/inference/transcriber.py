@@ -20,9 +20,10 @@ from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
                                          TAIL_SECONDS, log_mel, loudness)
 from lora_whisper.errors import UserError
-from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, language_probs, preemptible
+from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, preemptible
 from lora_whisper.inference.longform import Cursor, Piece, split_segments
 from lora_whisper.inference.loops import guard
+from lora_whisper.inference.routing_policy import Route, RoutingPolicy, routes_for, sticky
 
 
 @dataclass
@@ -30,7 +31,8 @@ class Segment:
     start: float
     end: float
     text: str
-    words: list | None = None   # inference/words.Word per word, with --word-timestamps
+    words: list | None = None      # inference/words.Word per word, with --word-timestamps
+    language: str | None = None    # the language its window was prompted with and routed to
 
 
 @dataclass
@@ -40,6 +42,13 @@ class Transcription:
     language: str | None = None
     language_probability: float | None = None
     expert: str | None = None          # adapter used; None = bare backbone
+    # Language ID over the candidates ({code: p}, most likely first; None when given), how the
+    # row was routed (hard | soft | nbest) and, for a soft row, its experts' weights.
+    language_probs: dict[str, float] | None = None
+    routing: str | None = None
+    mixture: dict[str, float] | None = None
+    # Long audio with --language auto: each window's start, language and its probability.
+    windows: list[dict] = field(default_factory=list)
     duration: float = 0.0
     segments: list[Segment] = field(default_factory=list)
     error: str | None = None
@@ -70,7 +79,8 @@ def _shared_expert(run_info) -> str | None:
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
-                 compute_type: str = "float32", backbone_tail_seconds: float | None = None):
+                 compute_type: str = "float32", backbone_tail_seconds: float | None = None,
+                 candidates: "Sequence[str] | str | None" = None, policy: RoutingPolicy | None = None):
         from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 
         if compute_type not in COMPUTE_TYPES:
@@ -92,6 +102,11 @@ class Transcriber:
         self.backbone_tail_seconds = backbone_tail_seconds
         self.batch_size = batch_size
         self.options = options
+        self.policy = policy or RoutingPolicy()
+        if self.policy.mode is None:   # the benchmarked default: nbest over experts (routing_policy.py)
+            self.policy = replace(self.policy, mode="nbest" if bank is not None else "hard")
+        # None: the run's experts' languages (all languages without a run); "all": all of them.
+        self.candidates = self.resolve_candidates(candidates)
         self.loops_redecoded = 0   # short-clip rows re-decoded by the loop guard (all calls)
 
     @property
@@ -118,6 +133,33 @@ class Transcriber:
     def expert_for(self, language: str | None) -> str | None:
         mix = self.mixture_for(language)
         return None if mix is None else "+".join(mix)
+
+    def default_candidates(self) -> list[str] | None:
+        """The languages detection chooses from with a run: its experts' (those Whisper's
+        language ID can score); None (every backbone language) without a run or for a
+        shared expert."""
+        from lora_whisper.inference.language_id import lid_token
+
+        if self.bank is None or self.route_all:
+            return None
+        codes = [e for e in self.bank.languages if lid_token(self, e) in self.vocab.language_ids]
+        return codes or None
+
+    def resolve_candidates(self, candidates: "Sequence[str] | str | None") -> list[str] | None:
+        """A candidate set from the user: None -> the default, 'all' -> every backbone
+        language, 'pl,en' or ['pl', 'en'] -> those (checked; a run-only code is allowed)."""
+        if candidates is None:
+            return self.default_candidates()
+        if isinstance(candidates, str):
+            candidates = [c.strip() for c in candidates.split(",") if c.strip()]
+        if list(candidates) in ([], ["all"]):
+            return None
+        out: list[str] = []
+        for c in candidates:
+            code = self._check_language(c)
+            if code and code not in out:
+                out.append(code)
+        return out
 
     def _routing(self, languages: Sequence[str | None]):
         if self.bank is None:
@@ -186,32 +228,30 @@ class Transcriber:
             return stream.read(N_SAMPLES_30S)
 
     # -- language ID -------------------------------------------------------------------------------
-    def detect_language(self, inputs, candidates: list[str] | None = None) -> list[dict[str, float]]:
-        """Full probability distribution over languages per input (bare backbone, first 30 s)."""
+    def detect_language(self, inputs, candidates: "Sequence[str] | str | None" = None,
+                        method: str | None = None) -> list[dict[str, float]]:
+        """Probability distribution over the candidate languages per input (first 30 s),
+        renormalised over them: `candidates` None -> this Transcriber's (a run's experts by
+        default), 'all' -> every backbone language. `method`: backbone | experts
+        (language_id.py; default the routing policy's)."""
         single = not isinstance(inputs, (list, tuple))
         clips = [self._head(x) for x in ([inputs] if single else inputs)]
-        out = self._detect(clips, candidates)
+        codes = self.candidates if candidates is None else self.resolve_candidates(candidates)
+        out = self._detect(clips, codes, method)
         return out[0] if single else out
 
-    def _detect(self, clips: list[np.ndarray], candidates=None) -> list[dict[str, float]]:
-        codes = candidates or self.vocab.languages
-        result: list[dict[str, float]] = [{} for _ in clips]
-        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            feats, lens = self._features([clips[i] for i in idx])
-            probs = language_probs(self.model, self.vocab, feats, lens, candidates=codes)
-            for row, i in enumerate(idx):
-                p = probs[row].tolist()
-                result[i] = dict(sorted(zip(codes, p), key=lambda kv: -kv[1]))
-        return result
+    def _detect(self, clips: list[np.ndarray], candidates=None, method: str | None = None) -> list[dict[str, float]]:
+        from lora_whisper.inference.language_id import detect
+
+        return detect(self, clips, candidates, method or self.policy.lid)
 
     # -- transcription -----------------------------------------------------------------------------
     def transcribe(self, inputs, language: "str | None | Sequence[str | None]" = None, beam_size: int | None = None,
                    max_new_tokens: int | None = None, progress: bool = False,
                    names: Sequence[str] | None = None, timestamps: bool = False, vad=False,
                    word_timestamps: bool = False, on_result=None, on_segment=None, between_windows=None,
-                   preempt=None, options: DecodeOptions | None = None) -> "Transcription | list[Transcription]":
+                   preempt=None, options: DecodeOptions | None = None, candidates=None,
+                   routing: "str | RoutingPolicy | None" = None) -> "Transcription | list[Transcription]":
         """Transcribe one input (path or 16 kHz array) or a list of them.
 
         `language`: a code, None/'auto' to detect per input, or a list with one of those per
@@ -235,6 +275,9 @@ class Transcriber:
         and returns the indices of inputs to stop (their clients went away): those end with
         `.error` "cancelled". `preempt()`: called between the token steps of long audio's
         windows; it may decode other (short) inputs on this Transcriber, returning True if it did.
+        `candidates`: the languages detection may choose ('pl,en', a list, 'all', or one of
+        those per input; default this Transcriber's). `routing`: hard | soft | nbest or a
+        RoutingPolicy (default this Transcriber's; routing_policy.py).
         """
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -244,6 +287,17 @@ class Transcriber:
         if len(per_input) != len(items):
             raise ValueError(f"{len(per_input)} languages for {len(items)} inputs")
         forced = [self._check_language(x) for x in per_input]
+        if isinstance(candidates, (list, tuple)) and candidates and all(
+                c is None or isinstance(c, (list, tuple)) for c in candidates):
+            if len(candidates) != len(items):
+                raise ValueError(f"{len(candidates)} candidate sets for {len(items)} inputs")
+            cands = [self.candidates if c is None else self.resolve_candidates(c) for c in candidates]
+        else:
+            cands = [self.candidates if candidates is None else self.resolve_candidates(candidates)] * len(items)
+        policy = self.policy if routing is None else (
+            routing if isinstance(routing, RoutingPolicy) else replace(self.policy, mode=routing))
+        if policy.mode is None:
+            policy = replace(policy, mode=self.policy.mode)
         opts = options or self.options
         if beam_size is not None or max_new_tokens is not None:
             opts = replace(opts, beam_size=beam_size or opts.beam_size,
@@ -266,7 +320,7 @@ class Transcriber:
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
         job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt,
-                   on_segment=on_segment, words=word_timestamps)
+                   on_segment=on_segment, words=word_timestamps, candidates=cands, policy=policy)
         if vad:
             from lora_whisper.inference.chunked import transcribe_chunked
             from lora_whisper.inference.vad import VadOptions
@@ -297,19 +351,73 @@ class Transcriber:
     def _languages(self, job: "_Job", indices: list[int], clips: list[np.ndarray]) -> None:
         """Fill in each input's language: given, or detected on its first 30 s (in one batch)."""
         todo = [(i, c) for i, c in zip(indices, clips) if not job.forced[i]]
-        if todo:
-            for (i, _), p in zip(todo, self._detect([c[:N_SAMPLES_30S] for _, c in todo])):
+        groups: dict[tuple | None, list] = {}   # one detection batch per candidate set
+        for i, c in todo:
+            key = None if job.candidates[i] is None else tuple(job.candidates[i])
+            groups.setdefault(key, []).append((i, c))
+        for key, group in groups.items():
+            for (i, _), p in zip(group, self._detect([c[:N_SAMPLES_30S] for _, c in group], key and list(key),
+                                                     job.policy.lid)):
                 code, prob = next(iter(p.items()))
-                job.outs[i].language, job.outs[i].language_probability = code, prob
+                out = job.outs[i]
+                out.language, out.language_probability, out.language_probs = code, prob, p
         for i in indices:
             job.outs[i].language = job.forced[i] or job.outs[i].language
             job.outs[i].expert = self.expert_for(job.outs[i].language)
+            job.outs[i].routing = "hard" if self.bank is not None else None
 
-    def _decode(self, features, languages: list[str], options: DecodeOptions, encoded=None):
+    def _routes(self, job: "_Job", i: int, language: str | None, probs: dict | None) -> list[Route]:
+        if job.forced[i]:
+            probs = None   # a given language is never second-guessed
+        return routes_for(language, probs, job.policy, self.mixture_for)
+
+    def _decode_routes(self, features, routes: list[list[Route]], options: DecodeOptions,
+                       choose: DecodeOptions, encoded=None) -> list[tuple]:
+        """Every route of every input is one row of a single batch (an N-best input's copies
+        ride with the others); per input, the chosen (result, route): the copy without a
+        repetition loop, then the best length-normalised log-probability."""
+        from lora_whisper.inference.decoding import _better
+
+        feats, lens = features
+        flat = [(k, r) for k, rs in enumerate(routes) for r in rs]
+        if len(flat) != len(routes):
+            rows = torch.tensor([k for k, _ in flat], device=feats.device)
+            feats, lens = feats[rows], None if lens is None else lens[rows]
+            if encoded is not None:
+                enc, keep = encoded
+                encoded = (enc[rows], None if keep is None else keep[rows])
+        results = self._decode((feats, lens), [r.language for _, r in flat], options, encoded,
+                               specs=[r.spec for _, r in flat])
+        best: list = [None] * len(routes)
+        for (k, r), res in zip(flat, results):
+            if best[k] is None or _better(res, best[k][0], choose):
+                best[k] = (res, r)
+        return best
+
+    def _apply_route(self, out: Transcription, route: Route) -> None:
+        """Record what a row was decoded with (an N-best input may change language)."""
+        if route.kind == "hard" and out.routing is None:
+            return
+        out.routing = route.kind
+        if route.kind == "nbest" and route.language != out.language:
+            out.language = route.language
+            out.language_probability = (out.language_probs or {}).get(route.language)
+        if route.kind == "soft":
+            out.mixture = dict(route.spec) if isinstance(route.spec, dict) else None
+            out.expert = "+".join(route.spec) if isinstance(route.spec, dict) else route.spec
+        else:
+            out.expert = self.expert_for(out.language)
+
+    def _route_rows(self, languages: list[str], specs: list | None = None):
+        return self.bank.routing_for(specs) if specs is not None and self.bank is not None \
+            else self._routing(languages)
+
+    def _decode(self, features, languages: list[str], options: DecodeOptions, encoded=None,
+                specs: list | None = None):
         feats, lens = features
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=options.timestamps)
                    for lang in languages]
-        return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._routing(languages),
+        return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._route_rows(languages, specs),
                             options=options, encoded=encoded)
 
     def _encode_for_words(self, job: "_Job", features):
@@ -322,14 +430,14 @@ class Transcriber:
             return encode(self.model, *features)
 
     def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
-               offsets: list[float] | None = None, results: list | None = None):
+               offsets: list[float] | None = None, results: list | None = None, specs: list | None = None):
         """Words per row per piece (words.py), routed as the rows were decoded."""
         from lora_whisper.inference.words import align_rows
 
         enc, keep = encoded
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=True) for lang in languages]
-        return align_rows(self, enc, prompts, self._routing(languages), pieces_per_row, samples, offsets, keep,
-                          results)
+        return align_rows(self, enc, prompts, self._route_rows(languages, specs), pieces_per_row, samples, offsets,
+                          keep, results)
 
     def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
         """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
@@ -369,22 +477,27 @@ class Transcriber:
         # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
         # the compression-ratio fallback then runs on the padded re-decode only.
         first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
-        langs = [job.outs[i].language for i in idx]
-        features = self._features(clips, languages=langs)
+        features = self._features(clips, languages=[job.outs[i].language for i in idx])
         encoded = self._encode_for_words(job, features)
-        results = self._decode(features, langs, first, encoded)
+        picked = self._decode_routes(features, [self._routes(job, i, job.outs[i].language, job.outs[i].language_probs)
+                                                for i in idx], first, job.options, encoded)
+        for i, (_, route) in zip(idx, picked):
+            self._apply_route(job.outs[i], route)
+        results = [res for res, _ in picked]
+        langs = [job.outs[i].language for i in idx]   # an N-best row may have changed language
         self._unloop(clips, langs, results, job.options)
         words = None
         if encoded is not None:
             words = self._words(encoded, langs, [[Piece(0.0, round(len(c) / SAMPLE_RATE, 3), r.tokens)]
                                                  for c, r in zip(clips, results)], [len(c) for c in clips],
-                                results=results)
+                                results=results, specs=[r.spec for _, r in picked])
         for k, (i, clip, res) in enumerate(zip(idx, clips, results)):
             out = job.outs[i]
             # Whisper's no-speech rule, as long-form applies it per window: 5 s of silence is
             # no text, not a confident-looking sentence in the language ID's guess.
             out.text = "" if is_silence(res, job.options) else res.text
-            out.segments = [Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), out.text)] if out.text else []
+            out.segments = ([Segment(0.0, round(len(clip) / SAMPLE_RATE, 3), out.text, language=out.language)]
+                            if out.text else [])
             if words is not None and out.segments:
                 out.segments[0].words = words[k][0]
 
@@ -419,6 +532,9 @@ class Transcriber:
         options = replace(job.options, timestamps=True)
         pending = list(reversed(order))
         active: list[Cursor] = []
+        # Per input: the language and distribution its current window is routed by.
+        lang: dict[int, tuple[str | None, dict | None]] = {}
+        redo: dict[int, int] = {}   # input -> seek point decoded again in another language
         try:
             while active or pending:
                 fresh = []
@@ -431,9 +547,17 @@ class Transcriber:
                         self._fail(job, i, exc)
                         continue
                     fresh.append(cur)
-                if fresh:
+                if fresh and not self._per_window(job):
                     self._languages(job, [c.index for c in fresh], [c.window() for c in fresh])
-                    active += fresh
+                    for c in fresh:
+                        lang[c.index] = (job.outs[c.index].language, job.outs[c.index].language_probs)
+                elif fresh:
+                    for c in fresh:   # given languages; the others are detected per window below
+                        out = job.outs[c.index]
+                        out.language = job.forced[c.index]
+                        out.expert = self.expert_for(out.language)
+                        lang[c.index] = (out.language, None)
+                active += fresh
                 if not active:
                     continue
                 windows = [c.window() for c in active]
@@ -445,11 +569,15 @@ class Transcriber:
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
-                languages = [job.outs[c.index].language for c in active]
+                if self._per_window(job):   # a window decoded again keeps the language it was given
+                    keep = [k for k, c in enumerate(active) if redo.get(c.index) != c.seek]
+                    self._window_languages(job, [active[k] for k in keep],
+                                           (feats[keep], None if lens is None else lens[keep]), lang)
                 try:
                     with preemptible(job.preempt):
                         encoded = self._encode_for_words(job, (feats, lens))
-                        results = self._decode((feats, lens), languages, options, encoded)
+                        picked = self._decode_routes((feats, lens), [self._routes(job, c.index, *lang[c.index])
+                                                                     for c in active], options, options, encoded)
                 except Exception as exc:  # noqa: BLE001  (the window batch failed: fail its inputs, go on)
                     if job.single:
                         raise
@@ -458,24 +586,38 @@ class Transcriber:
                         self._fail(job, cur.index, exc)
                     active = []
                     continue
-                still, steps, new = [], [], []
-                for cur, win, res in zip(active, windows, results):
+                decoded = []
+                for cur, win, (res, route) in zip(active, windows, picked):
                     if is_silence(res, options):
                         pieces, step = [], len(win)   # Whisper skips the window
                     else:
                         pieces, step = split_segments(res.tokens, self.vocab.timestamp_begin, cur.offset, len(win))
-                    new.append(pieces)
-                    steps.append(step)
-                words = None if encoded is None else self._words(encoded, languages, new, [len(w) for w in windows],
-                                                                 [c.offset for c in active], results)
-                for k, (cur, pieces, step) in enumerate(zip(active, new, steps)):
+                    for p in pieces:
+                        p.language = route.language
+                    decoded.append([pieces, step])
+                window_probs = [lang[c.index][1] or {} for c in active]   # before a cut moves them on
+                if self._per_window(job) and job.policy.cut_on_switch:
+                    from lora_whisper.inference.window_language import cut_at_language_changes
+
+                    cut_at_language_changes(self, job, active, windows, decoded, lang, redo)
+                words = None
+                if encoded is not None:
+                    words = self._words(encoded, [r.language for _, r in picked], [d[0] for d in decoded],
+                                        [len(w) for w in windows], [c.offset for c in active],
+                                        [res for res, _ in picked], specs=[r.spec for _, r in picked])
+                still = []
+                for k, (cur, (res, route), (pieces, step), probs) in enumerate(zip(active, picked, decoded,
+                                                                                   window_probs)):
+                    if self._per_window(job) and not job.forced[cur.index] and step:
+                        job.outs[cur.index].windows.append({
+                            "start": round(cur.offset, 3), "language": route.language, "routing": route.kind,
+                            "probability": None if route.language not in probs else round(probs[route.language], 4)})
                     for n, p in enumerate(pieces):
                         text = self.vocab.decode(p.tokens)
                         if text:   # what _finish keeps, as it comes (streaming)
-                            seg = Segment(p.start, p.end, text, None if words is None else words[k][n])
+                            seg = Segment(p.start, p.end, text, None if words is None else words[k][n], p.language)
                             cur.segments.append(seg)
-                            if job.on_segment is not None:
-                                job.on_segment(cur.index, seg)
+                            job.segment(cur.index, seg)
                     if job.bar:
                         job.bar.update(step / SAMPLE_RATE)
                     try:
@@ -506,6 +648,7 @@ class Transcriber:
         i = len(job.items)
         job.items.append(x)
         job.forced.append(self._check_language(language))
+        job.candidates.append(self.candidates)
         job.outs.append(Transcription(source=str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
         pending.insert(0, i)   # popped from the end: first come, first opened
         return i
@@ -516,7 +659,50 @@ class Transcriber:
         out.duration = cur.duration
         out.segments = cur.segments
         out.text = " ".join(g.text for g in out.segments).strip()
+        if out.windows:
+            self._file_language(out)
         job.done(cur.index)
+
+    def _per_window(self, job: "_Job") -> bool:
+        return job.policy.per_window
+
+    def _window_languages(self, job: "_Job", active: list[Cursor], features, lang: dict) -> None:
+        """A language per window of the inputs left to detection, on the decoder's own
+        features, one batch per candidate set; sticky across windows (routing_policy.sticky)."""
+        from lora_whisper.inference.language_id import detect_features
+
+        groups: dict[tuple | None, list[int]] = {}
+        for row, cur in enumerate(active):
+            if not job.forced[cur.index]:
+                key = None if job.candidates[cur.index] is None else tuple(job.candidates[cur.index])
+                groups.setdefault(key, []).append(row)
+        feats, lens = features
+        for key, rows in groups.items():
+            sel = torch.tensor(rows, device=feats.device)
+            dists = detect_features(self, (feats[sel], None if lens is None else lens[sel]),
+                                    list(key) if key else self.vocab.languages, job.policy.lid)
+            for row, probs in zip(rows, dists):
+                cur = active[row]
+                out = job.outs[cur.index]
+                code = sticky(lang.get(cur.index, (None, None))[0], probs, job.policy.switch_probability)
+                lang[cur.index] = (code, probs)
+                if out.language is None:   # the file's language: its first window's (see _file_language)
+                    out.language, out.language_probability, out.language_probs = code, probs[code], probs
+                    out.expert = self.expert_for(code)
+                    out.routing = "hard" if self.bank is not None else None
+
+    def _file_language(self, out: Transcription) -> None:
+        """A file of several languages is labelled with the one spoken longest."""
+        spans: dict[str, float] = {}
+        for g in out.segments:
+            if g.language:
+                spans[g.language] = spans.get(g.language, 0.0) + (g.end - g.start)
+        if spans:
+            top = max(spans, key=spans.get)
+            if top != out.language:
+                out.language = top
+                out.language_probability = (out.language_probs or {}).get(top)
+                out.expert = self.expert_for(top)
 
 
 @dataclass
@@ -541,6 +727,8 @@ class _Job:
     def segment(self, i: int, seg) -> None:
         if self.on_segment is not None:
             self.on_segment(i, seg)
+    candidates: list = field(default_factory=list)   # per input: codes, or None for all
+    policy: RoutingPolicy = RoutingPolicy()
 
 
 def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:

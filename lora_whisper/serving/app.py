@@ -31,7 +31,9 @@ from lora_whisper.adapters.run import run_file
 from lora_whisper.serving.access_log import AccessLog
 from lora_whisper.serving.batcher import Cancelled, Job, JobFailed, MicroBatcher
 from lora_whisper.serving.cards import model_card, verbose_json
+from lora_whisper.serving.routing_fields import expert_models, request_routing
 from lora_whisper.serving.errors import APIError, UploadLimit, error_body
+from lora_whisper.serving.errors import shown as _shown
 
 STATIC = Path(__file__).resolve().parent / "static"
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -39,12 +41,6 @@ MODEL_ALIASES = ("whisper-1",)  # what clients written for OpenAI send by defaul
 FORM_SLACK = 64 * 1024          # multipart boundaries and the small text fields
 DISCONNECT_POLL_S = 0.25        # how often a waiting request checks that its client is still there
 log = logging.getLogger("lora_whisper.serving")
-
-
-def _shown(value, limit: int = 64) -> str:
-    """A client's value quoted in a message: cut short, never a Python repr."""
-    text = " ".join(str(value).split())
-    return f"'{text[:limit]}{'...' if len(text) > limit else ''}'"
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -129,14 +125,19 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                 "max_batch": batcher.max_batch, "pending": batcher.pending,
                 "requests": batcher.requests, "batches": len(batcher.batches)}
 
+    experts = expert_models(transcriber, model_id, created)   # "base-pl": the run with pl's expert
+
     @app.get("/v1/models", dependencies=[Depends(require_key)])
     def list_models():
-        return {"object": "list", "data": [card]}
+        return {"object": "list", "data": [card, *experts.values()]}
 
     @app.get("/v1/models/{name}", dependencies=[Depends(require_key)])
     def get_model(name: str):
+        if name in experts:
+            return experts[name]
         if name not in (model_id, *MODEL_ALIASES):
-            raise APIError(404, f"model {name!r} not found; this server has {model_id!r}", "model", "model_not_found")
+            raise APIError(404, f"model {_shown(name)} not found; this server has '{model_id}'", "model",
+                           "model_not_found")
         return card
 
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(require_key)])
@@ -144,10 +145,11 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                              language: str | None = Form(None), response_format: str = Form("json"),
                              temperature: float = Form(0.0), prompt: str | None = Form(None),
                              stream: bool = Form(False),
-                             timestamp_granularities: list[str] | None = Form(None, alias="timestamp_granularities[]")):
-        if model not in (model_id, *MODEL_ALIASES):
-            raise APIError(404, f"model {_shown(model)} not found; this server has '{model_id}'", "model",
-                           "model_not_found")
+                             timestamp_granularities: list[str] | None = Form(None, alias="timestamp_granularities[]"),
+                             languages: str | None = Form(None), routing: str | None = Form(None)):
+        if model not in (model_id, *MODEL_ALIASES, *experts):
+            raise APIError(404, f"model {_shown(model)} not found; this server has '{model_id}' and its experts "
+                                f"{', '.join(experts) or '(none)'}", "model", "model_not_found")
         if response_format not in RESPONSE_FORMATS:
             raise APIError(400, f"response_format {_shown(response_format)} is not one of: {', '.join(RESPONSE_FORMATS)}",
                            "response_format")
@@ -162,6 +164,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             code = transcriber._check_language(language)
         except ValueError as exc:  # UnknownLanguageError: its message lists the valid codes
             raise APIError(400, str(exc), "language", "unsupported_language") from None
+        code, candidates = request_routing(transcriber, model, experts, code, languages, routing)
         data = await file.read()
         if len(data) > max_bytes:
             raise APIError(413, f"file is {len(data) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB",
@@ -182,7 +185,8 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             from lora_whisper.serving.stream import SegmentQueue
 
             q = SegmentQueue(asyncio.get_running_loop())
-            job = Job(audio, code, float(temperature), words=words, on_segment=q.on_segment)
+            job = Job(audio, code, float(temperature), words=words, on_segment=q.on_segment,
+                      candidates=candidates, routing=routing)
             try:
                 batcher.submit_job(job)
             except Cancelled as exc:
@@ -190,12 +194,14 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             q.attach(job.future)
             return StreamingResponse(q.events(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        t = await _decode(request, Job(audio, code, float(temperature), words=words))
+        t = await _decode(request, Job(audio, code, float(temperature), words=words, candidates=candidates,
+                                            routing=routing))
         request.state.language, request.state.expert = t.language, t.expert
         if response_format == "json":
             return {"text": t.text}
         if response_format == "verbose_json":
-            return verbose_json(t, model_id, transcriber.mixture_for(t.language), transcriber.bank is not None)
+            return verbose_json(t, model_id, t.mixture or transcriber.mixture_for(t.language),
+                                transcriber.bank is not None)
         if response_format == "text":
             return PlainTextResponse(t.text)
         from lora_whisper.inference.formats import render

@@ -46,6 +46,8 @@ class Job:
     language: str | None          # a checked code, or None = detect
     temperature: float = 0.0
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    candidates: list[str] | None = None   # detection's candidates (None: the server's default)
+    routing: str | None = None            # hard | soft | nbest (None: the server's default)
     words: bool = False           # word timestamps
     on_segment: object = None     # callable(Segment) as segments are decoded (streaming)
     abandoned: threading.Event = field(default_factory=threading.Event)
@@ -114,8 +116,10 @@ class MicroBatcher:
 
     # -- submitting ---------------------------------------------------------------------
     def submit(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
-               words: bool = False, on_segment=None) -> concurrent.futures.Future:
-        return self.submit_job(Job(audio, language, float(temperature), words=words, on_segment=on_segment)).future
+               words: bool = False, on_segment=None, candidates: list[str] | None = None,
+               routing: str | None = None) -> concurrent.futures.Future:
+        return self.submit_job(Job(audio, language, float(temperature), words=words, on_segment=on_segment,
+                                   candidates=candidates, routing=routing)).future
 
     def submit_job(self, job: Job) -> Job:
         if self._stopping.is_set():
@@ -125,8 +129,9 @@ class MicroBatcher:
         return job
 
     async def transcribe(self, audio: np.ndarray, language: str | None = None, temperature: float = 0.0,
-                         words: bool = False):
-        return await asyncio.wrap_future(self.submit(audio, language, temperature, words))
+                         words: bool = False, candidates: list[str] | None = None, routing: str | None = None):
+        return await asyncio.wrap_future(self.submit(audio, language, temperature, words,
+                                                     candidates=candidates, routing=routing))
 
     # -- the worker ---------------------------------------------------------------------
     def _collect(self, first: Job) -> tuple[list[Job], bool]:
@@ -185,10 +190,10 @@ class MicroBatcher:
         if not live:
             self._long = []
             return
-        key = (live[0].temperature, live[0].words)
-        temperature, words = key
-        members = [j for j in live if (j.temperature, j.words) == key]   # index in the call -> job
-        self._long = [j for j in live if (j.temperature, j.words) != key]
+        key = (live[0].temperature, live[0].words, live[0].routing)
+        temperature, words, routing = key
+        members = [j for j in live if (j.temperature, j.words, j.routing) == key]   # index in the call -> job
+        self._long = [j for j in live if (j.temperature, j.words, j.routing) != key]
 
         def serve_waiting(join=None) -> bool:
             """Decode the short requests that arrived meanwhile; long ones join this call
@@ -207,7 +212,8 @@ class MicroBatcher:
             for k in range(0, len(arrived), self.max_batch):
                 self._take(arrived[k:k + self.max_batch])
             if join is not None and not self._stopping.is_set():
-                for j in [j for j in self._long if (j.temperature, j.words) == key and not j.abandoned.is_set()]:
+                for j in [j for j in self._long if (j.temperature, j.words, j.routing) == key
+                          and not j.abandoned.is_set()]:
                     self._long.remove(j)
                     index = join(j.audio, j.language)
                     assert index == len(members)
@@ -241,7 +247,8 @@ class MicroBatcher:
             t.transcribe([j.audio for j in members], language=[j.language for j in members],
                          names=["upload"] * len(members), on_result=finished,
                          between_windows=between_windows, preempt=serve_waiting,
-                         vad=self.vad, word_timestamps=words, on_segment=on_segment, options=options)
+                         vad=self.vad, word_timestamps=words, on_segment=on_segment, options=options,
+                         routing=routing, candidates=[j.candidates for j in members])
         except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
             for j in members:
                 self._answer(j, exc=exc)
@@ -271,9 +278,9 @@ class MicroBatcher:
         """Short jobs: one transcribe() call per temperature, answered when it returns."""
         groups: dict[tuple, list[Job]] = {}
         for j in jobs:
-            groups.setdefault((j.temperature, j.words), []).append(j)
+            groups.setdefault((j.temperature, j.words, j.routing), []).append(j)
         t = self.transcriber
-        for (temperature, words), group in groups.items():
+        for (temperature, words, routing), group in groups.items():
             def on_segment(i, seg, group=group):
                 if group[i].on_segment is not None:
                     group[i].on_segment(seg)
@@ -285,7 +292,8 @@ class MicroBatcher:
                 self.calls.append(len(group))
                 results = t.transcribe([j.audio for j in group], language=[j.language for j in group],
                                        names=["upload"] * len(group), vad=self.vad, word_timestamps=words,
-                                       on_segment=on_segment, options=options)
+                                       on_segment=on_segment, options=options, routing=routing,
+                                       candidates=[j.candidates for j in group])
             except BaseException as exc:  # noqa: BLE001  (the requests fail; the server goes on)
                 for j in group:
                     self._answer(j, exc=exc)

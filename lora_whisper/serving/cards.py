@@ -40,12 +40,14 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_
         "language": language_name(t.language) if t.language else None,  # OpenAI gives the name
         "language_code": t.language,
         "language_probability": t.language_probability,
+        "language_probs": t.language_probs,   # over the candidates; None when the language was given
+        "routing": t.routing,
         "expert": t.expert,
         "mixture": mixture,
         "model": model_id,
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": [segment_json(i, g) for i, g in enumerate(t.segments)],
+        "segments": [{**segment_json(i, g), "language": g.language or t.language} for i, g in enumerate(t.segments)],
         **({"words": [word_json(w) for g in t.segments for w in g.words or []]}
            if any(g.words is not None for g in t.segments) else {}),   # OpenAI's top-level words
     }

@@ -54,3 +54,9 @@ class UploadLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def shown(value, limit: int = 64) -> str:
+    """A client's value quoted in a message: cut short, never a Python repr."""
+    text = " ".join(str(value).split())
+    return f"'{text[:limit]}{'...' if len(text) > limit else ''}'"

@@ -98,3 +98,20 @@ def test_format_text_is_txt(tiny_dir, files, capsys):
         assert rc == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1] and outs[0].count("\t[en]\t") == 2
+
+
+def test_candidate_languages_flag(tiny_dir, files, capsys):
+    import json
+
+    good, _ = files
+    rc = main(["detect-language", str(good["mono16k"]), "--backbone", str(tiny_dir), "--languages", "cy,pl",
+               "--format", "json"])
+    rec = json.loads(capsys.readouterr().out.strip())
+    assert rc == 0 and set(rec["probabilities"]) == {"cy", "pl"} and rec["language"] in ("cy", "pl")
+    rc = main(["transcribe", str(good["mono16k"]), "--backbone", str(tiny_dir), "--languages", "cy,pl",
+               "--routing", "nbest", "--routing-threshold", "1", "--max-new-tokens", "3", "--format", "json"])
+    rec = json.loads(capsys.readouterr().out.strip())
+    assert rc == 0 and rec["language"] in ("cy", "pl") and set(rec["language_probs"]) == {"cy", "pl"}
+    assert main(["transcribe", str(good["mono16k"]), "--backbone", str(tiny_dir), "--languages", "cy,xx"]) == 2
+    assert "unknown language 'xx'" in capsys.readouterr().err
+    assert main(["transcribe", str(good["mono16k"]), "--backbone", str(tiny_dir), "--routing-threshold", "2"]) == 2

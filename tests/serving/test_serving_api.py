@@ -41,7 +41,7 @@ def test_health(client):
 
 def test_models_lists_experts_with_provenance(client):
     data = client.get("/v1/models").json()["data"]
-    assert [m["id"] for m in data] == [MODEL]
+    assert [m["id"] for m in data] == [MODEL, f"{MODEL}-de", f"{MODEL}-en", f"{MODEL}-pl"]  # one per expert
     card = data[0]
     assert card["object"] == "model" and card["languages"] == ["de", "en", "pl"]
     experts = {e["name"]: e for e in card["experts"]}
