@@ -31,8 +31,8 @@ class Segment:
     start: float
     end: float
     text: str
-    words: list | None = None      # inference/words.Word per word, with --word-timestamps
     language: str | None = None    # the language its window was prompted with and routed to
+    words: list | None = None      # inference/words.Word per word, with --word-timestamps
 
 
 @dataclass
@@ -615,7 +615,7 @@ class Transcriber:
                     for n, p in enumerate(pieces):
                         text = self.vocab.decode(p.tokens)
                         if text:   # what _finish keeps, as it comes (streaming)
-                            seg = Segment(p.start, p.end, text, None if words is None else words[k][n], p.language)
+                            seg = Segment(p.start, p.end, text, p.language, None if words is None else words[k][n])
                             cur.segments.append(seg)
                             job.segment(cur.index, seg)
                     if job.bar:

@@ -47,7 +47,7 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_
         "model": model_id,
         "duration": round(t.duration, 3),
         "text": t.text,
-        "segments": [{**segment_json(i, g), "language": g.language or t.language} for i, g in enumerate(t.segments)],
+        "segments": [segment_json(i, g, t.language) for i, g in enumerate(t.segments)],
         **({"words": [word_json(w) for g in t.segments for w in g.words or []]}
            if any(g.words is not None for g in t.segments) else {}),   # OpenAI's top-level words
     }

@@ -20,8 +20,12 @@ def sse(event: dict) -> str:
     return "data: " + json.dumps(event, ensure_ascii=False) + "\n\n"
 
 
-def segment_json(i: int, g) -> dict:
+def segment_json(i: int, g, language: str | None = None) -> dict:
+    """OpenAI's segment, with the language it was decoded in (`language`: the file's, for a
+    segment that has none of its own)."""
     d = {"id": i, "seek": int(round(g.start * 100)), "start": g.start, "end": g.end, "text": g.text}
+    if getattr(g, "language", None) or language:
+        d["language"] = getattr(g, "language", None) or language
     if getattr(g, "words", None) is not None:
         d["words"] = [word_json(w) for w in g.words]
     return d

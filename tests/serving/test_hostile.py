@@ -51,10 +51,10 @@ def gate(transcriber, monkeypatch):
     tokens = threading.Semaphore(0)
     real = transcriber._decode
 
-    def gated(features, languages, options, *rest):
+    def gated(features, languages, options, *rest, **kw):
         if options.timestamps:
             assert tokens.acquire(timeout=DEADLINE), "long lane never released"
-        return real(features, languages, options, *rest)
+        return real(features, languages, options, *rest, **kw)
 
     monkeypatch.setattr(transcriber, "_decode", gated)
     return tokens
