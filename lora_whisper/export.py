@@ -33,17 +33,16 @@ class ExportError(UserError):
 def merged_model(run_dir: str | Path, language: str, backbone_source: str | None = None):
     """-> (plain Backbone whose weights have `language` baked in, RunInfo, {expert: weight}).
 
-    The experts and weights are those the Transcriber routes `language` with (its own expert,
-    its MoE mixture, or a shared-LoRA run's one expert), so the export decodes as the run does.
+    The experts and weights are those the run routes `language` with (`RunInfo.route`: its own
+    expert, its MoE mixture, or a shared-LoRA run's one expert), so the export decodes as the run does.
     """
     from lora_whisper.adapters.run import load_run, read_run
     from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.inference.transcriber import Transcriber
 
     info = read_run(run_dir)
     backbone = load_backbone(backbone_source or info.backbone_source)
     bank, info = load_run(run_dir, backbone)
-    mix = Transcriber(backbone, bank=bank, run_info=info).mixture_for(language)
+    mix = info.route(language, bank.languages)
     if not mix:
         raise ExportError(f"{run_dir}: no expert for {language!r} to export (this run has: "
                           f"{', '.join(info.experts) or 'none'})")

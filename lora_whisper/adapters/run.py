@@ -125,8 +125,49 @@ def save_full_model(dest: str | Path, backbone, languages: list[str], provenance
 
 
 # -- a run of LoRA experts ------------------------------------------------------------
+class RouteTable:
+    """Which experts the rows of each language go through: the routing policy of a run.
+    RunInfo answers from the run file; a plan being trained answers for its dev decoding
+    before anything is saved (training/recipes.py, expansion/add_language.py)."""
+
+    @property
+    def experts(self) -> list[str]:
+        return []
+
+    def provenance(self, name: str) -> dict:
+        return {}
+
+    def mixture(self, name: str) -> dict[str, float] | None:
+        return None
+
+    @property
+    def shared_expert(self) -> str | None:
+        """The expert that serves every language (a shared-LoRA run), if any."""
+        return next((n for n in self.experts if self.provenance(n).get("route_all")), None)
+
+    def route(self, language: str | None, known, shared: str | None = None) -> dict[str, float] | None:
+        """{expert: weight} the rows of `language` are routed with; None = the bare backbone.
+        Every language goes to the shared expert where there is one (`shared` overrides the
+        run's), else to its own expert (one of `known`), or to the mixture recorded for it (MoE)."""
+        if language is None:
+            return None
+        shared = shared or self.shared_expert
+        if shared:
+            return {shared: 1.0}
+        if language not in known:
+            return None
+        return self.mixture(language) or {language: 1.0}
+
+    def prompt_language(self, language: str | None) -> str | None:
+        """The Whisper language token the rows of `language` are prompted with: itself, or for
+        a language Whisper has no token for, the one recorded when it was added."""
+        if language and language in self.experts:
+            return self.provenance(language).get("prompt_language") or language
+        return language
+
+
 @dataclass
-class RunInfo:
+class RunInfo(RouteTable):
     path: Path
     data: dict
 

@@ -43,7 +43,7 @@ from lora_whisper.adapters import run as rundir   # module access: tests patch r
 from lora_whisper.adapters.files import WEIGHTS_FILE
 from lora_whisper.adapters.model import check_expert_name
 from lora_whisper.adapters.routing import Routing
-from lora_whisper.adapters.run import MODEL_DIR, load_run, read_meta, read_run, run_file, write_meta
+from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.config import TrainConfig
 from lora_whisper.errors import UserError
@@ -154,7 +154,7 @@ def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, floa
     return plan, gates
 
 
-class _MixtureInfo:
+class _MixtureInfo(RouteTable):
     """A RunInfo stand-in for dev decoding: every dev row is the new language (prompted with
     its Whisper token, which may be a base language's), routed as training routes it."""
 

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lora_whisper.adapters.run import RouteTable
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
                                          TAIL_SECONDS, log_mel, loudness)
@@ -69,13 +70,6 @@ class Transcription:
 SHORT_SECONDS = 29.0
 
 
-def _shared_expert(run_info) -> str | None:
-    """The expert that serves every language (a shared-lora run), if any."""
-    if not hasattr(run_info, "provenance"):
-        return None
-    return next((n for n in run_info.experts if run_info.provenance(n).get("route_all")), None)
-
-
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
@@ -90,7 +84,7 @@ class Transcriber:
             quantize_int8(backbone.model)   # the experts in `bank` stay float32
         self.compute_type = compute_type
         self.backbone = backbone
-        self.route_all = route_all if route_all is not None else _shared_expert(run_info)
+        self.route_all = route_all if route_all is not None else (run_info.shared_expert if run_info is not None else None)
         self.bank = bank
         self.run_info = run_info
         self.pad_30s = pad_30s
@@ -119,16 +113,12 @@ class Transcriber:
 
     # -- routing ---------------------------------------------------------------------------------
     def mixture_for(self, language: str | None) -> dict[str, float] | None:
-        """{expert: weight} a row of this language is routed with; None = bare backbone."""
+        """{expert: weight} a row of this language is routed with; None = bare backbone.
+        The run decides (RouteTable.route); a bank built in memory, without a run, routes each
+        language to its own expert."""
         if self.bank is None or language is None:
             return None
-        shared = self.route_all
-        if shared:
-            return {shared: 1.0}
-        if language not in self.bank.languages:
-            return None
-        mix = self.run_info.mixture(language) if self.run_info is not None else None
-        return mix or {language: 1.0}
+        return (self.run_info or RouteTable()).route(language, self.bank.languages, shared=self.route_all)
 
     def expert_for(self, language: str | None) -> str | None:
         mix = self.mixture_for(language)
@@ -196,10 +186,7 @@ class Transcriber:
     def prompt_language(self, language: str | None) -> str | None:
         """The Whisper language token a language's prompts use: itself, or for a language
         Whisper has no token for, the one recorded when it was added (`--prompt-language`)."""
-        info = self.run_info
-        if language and info is not None and language in getattr(info, "experts", ()):
-            return info.provenance(language).get("prompt_language") or language
-        return language
+        return self.run_info.prompt_language(language) if self.run_info is not None else language
 
     def _check_language(self, language: str | None) -> str | None:
         if language in (None, "", "auto"):

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from lora_whisper.adapters.routing import Routing
+from lora_whisper.adapters.run import RouteTable
 
 SHARED = "shared"
 
@@ -93,7 +94,7 @@ def full_ft(backbone, languages: list[str], spec=None, seed: int = 0) -> Plan:
     return plan
 
 
-class _Mixtures:
+class _Mixtures(RouteTable):
     """The RunInfo.mixture(language) that dev decoding asks, before the run is saved."""
 
     def __init__(self, mixtures: dict[str, dict[str, float]]):
