@@ -21,12 +21,12 @@ def encoder_lengths(frame_lengths: torch.Tensor) -> torch.Tensor:
     return (frame_lengths + 1) // 2
 
 
-def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     b, t, d = x.shape
     return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
 
 
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
     b, h, t, d = x.shape
     return x.transpose(1, 2).reshape(b, t, h * d)
 
@@ -71,10 +71,10 @@ def encode(model: nn.Module, features: torch.Tensor,
     for layer in enc.layers:
         attn = layer.self_attn
         h = layer.self_attn_layer_norm(x)
-        q = _split_heads(attn.q_proj(h), attn.num_heads)
-        k = _split_heads(attn.k_proj(h), attn.num_heads)
-        v = _split_heads(attn.v_proj(h), attn.num_heads)
-        h = _merge_heads(_attend(q, k, v, mask))
+        q = split_heads(attn.q_proj(h), attn.num_heads)
+        k = split_heads(attn.k_proj(h), attn.num_heads)
+        v = split_heads(attn.v_proj(h), attn.num_heads)
+        h = merge_heads(_attend(q, k, v, mask))
         x = x + F.dropout(attn.out_proj(h), p=layer.dropout, training=layer.training)
         h = layer.final_layer_norm(x)
         h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,
@@ -131,8 +131,8 @@ def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.
     for layer in dec.layers:
         a = layer.encoder_attn
         scale = a.head_dim ** -0.5   # folded into the keys once instead of every step
-        kt = (_split_heads(a.k_proj(encoder_out), a.num_heads) * scale).transpose(2, 3).contiguous()
-        v = _split_heads(a.v_proj(encoder_out), a.num_heads)
+        kt = (split_heads(a.k_proj(encoder_out), a.num_heads) * scale).transpose(2, 3).contiguous()
+        v = split_heads(a.v_proj(encoder_out), a.num_heads)
         dtype = getattr(model, "cross_attention_dtype", None)
         ck.append(kt if dtype is None else kt.to(dtype))
         cv.append(v if dtype is None else v.to(dtype))
@@ -166,18 +166,18 @@ def decoder_step(model: nn.Module, tokens: torch.Tensor, cache: KVCache) -> torc
     for i, layer in enumerate(dec.layers):
         a = layer.self_attn
         h = layer.self_attn_layer_norm(x)
-        q = _split_heads(a.q_proj(h), a.num_heads)
-        k = _split_heads(a.k_proj(h), a.num_heads)
-        v = _split_heads(a.v_proj(h), a.num_heads)
+        q = split_heads(a.q_proj(h), a.num_heads)
+        k = split_heads(a.k_proj(h), a.num_heads)
+        v = split_heads(a.v_proj(h), a.num_heads)
         if cache.self_k[i] is not None:
             k = torch.cat([cache.self_k[i], k], dim=2)
             v = torch.cat([cache.self_v[i], v], dim=2)
         cache.self_k[i], cache.self_v[i] = k, v
-        x = x + a.out_proj(_merge_heads(_attend(q, k, v, causal_mask)))
+        x = x + a.out_proj(merge_heads(_attend(q, k, v, causal_mask)))
         c = layer.encoder_attn
         h = layer.encoder_attn_layer_norm(x)
-        q = _split_heads(c.q_proj(h), c.num_heads)
-        x = x + c.out_proj(_merge_heads(_cross_attend(q, cache.cross_kt[i], cache.cross_v[i], cache.cross_bias)))
+        q = split_heads(c.q_proj(h), c.num_heads)
+        x = x + c.out_proj(merge_heads(_cross_attend(q, cache.cross_kt[i], cache.cross_v[i], cache.cross_bias)))
         h = layer.final_layer_norm(x)
         x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
     cache.length = start + L
@@ -202,15 +202,15 @@ def decoder_hidden(model: nn.Module, input_ids: torch.Tensor, encoder_out: torch
     for layer in dec.layers:
         a = layer.self_attn
         h = layer.self_attn_layer_norm(x)
-        q, k, v = (_split_heads(p(h), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
-        h = a.out_proj(_merge_heads(_attend(q, k, v, causal=True)))
+        q, k, v = (split_heads(p(h), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
+        h = a.out_proj(merge_heads(_attend(q, k, v, causal=True)))
         x = x + F.dropout(h, p=layer.dropout, training=layer.training)
         c = layer.encoder_attn
         h = layer.encoder_attn_layer_norm(x)
-        q = _split_heads(c.q_proj(h), c.num_heads)
-        k = _split_heads(c.k_proj(encoder_out), c.num_heads).to(q.dtype)   # bfloat16 under int8
-        v = _split_heads(c.v_proj(encoder_out), c.num_heads).to(q.dtype)
-        h = c.out_proj(_merge_heads(_attend(q, k, v, cross_mask)))
+        q = split_heads(c.q_proj(h), c.num_heads)
+        k = split_heads(c.k_proj(encoder_out), c.num_heads).to(q.dtype)   # bfloat16 under int8
+        v = split_heads(c.v_proj(encoder_out), c.num_heads).to(q.dtype)
+        h = c.out_proj(merge_heads(_attend(q, k, v, cross_mask)))
         x = x + F.dropout(h, p=layer.dropout, training=layer.training)
         h = layer.final_layer_norm(x)
         h = layer.fc2(F.dropout(layer.activation_fn(layer.fc1(h)), p=layer.activation_dropout,

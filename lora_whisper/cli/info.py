@@ -67,9 +67,9 @@ def run(args) -> int:
     for problem in failures:
         print(f"error: {info.path}: {problem}", file=sys.stderr)
     if args.backbone:
-        from lora_whisper.backbone.load import _resolve, _weights_fingerprint
+        from lora_whisper.backbone.load import resolve_source, weights_fingerprint
 
-        got = _weights_fingerprint(_resolve(args.backbone)[1])  # hashes files, loads no weights
+        got = weights_fingerprint(resolve_source(args.backbone)[1])  # hashes files, loads no weights
         same = got == info.backbone_fingerprint
         print(f"backbone check: {args.backbone}: {'matches' if same else 'DIFFERS (sha256 ' + got + ')'}")
         return 0 if same and not failures else 1

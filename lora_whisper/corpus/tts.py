@@ -46,7 +46,7 @@ def get_engine(name: str) -> Engine:
     return ENGINES[name]
 
 
-def _resample(x: np.ndarray, sr: int) -> np.ndarray:
+def resample(x: np.ndarray, sr: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if sr != SAMPLE_RATE:
         x = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
@@ -140,7 +140,7 @@ class EspeakNG:
         audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
         if audio.ndim > 1:
             audio = audio.mean(axis=1)
-        return _resample(audio, sr)
+        return resample(audio, sr)
 
 
 # ------------------------------------------------------------------ pyopenjtalk
@@ -163,7 +163,7 @@ class PyOpenJTalk:
 
     def synthesize(self, text: str, lang: str, variant: str, params: dict) -> np.ndarray:
         audio, sr = _pyopenjtalk().tts(text, speed=params["speed"], half_tone=params["half_tone"])
-        return _resample(np.asarray(audio) / 32768.0, sr)  # int16-scaled float64
+        return resample(np.asarray(audio) / 32768.0, sr)  # int16-scaled float64
 
 
 # ------------------------------------------------------------------ more engines (Debian)
@@ -184,7 +184,7 @@ def _run_to_wav(cmd: list[str], what: str, stdin: bytes | None = None) -> np.nda
         audio, sr = sf.read(path, dtype="float32")
     if audio.ndim > 1:
         audio = audio.mean(axis=1)
-    return _resample(audio, sr)
+    return resample(audio, sr)
 
 
 class _VoiceTable:
@@ -245,7 +245,7 @@ class Mbrola(_VoiceTable):
                 raise RuntimeError(f"mbrola {variant} failed on {spoken!r}: "
                                    f"{proc.stderr.decode(errors='replace').strip()[-300:] or 'no audio'}")
             audio, sr = sf.read(path, dtype="float32")
-        return _resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
+        return resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
 
 
 class RHVoice(_VoiceTable):
@@ -291,7 +291,7 @@ class Pico(_VoiceTable):
             if proc.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) <= 44:
                 raise RuntimeError(f"pico {variant} failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
             audio, sr = sf.read(path, dtype="float32")
-        return _resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
+        return resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
 
 
 class Festival(_VoiceTable):
@@ -326,7 +326,7 @@ class Festival(_VoiceTable):
             if proc.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) <= 44:
                 raise RuntimeError(f"festival {variant} failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
             audio, sr = sf.read(path, dtype="float32")
-        return _resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
+        return resample(audio if audio.ndim == 1 else audio.mean(axis=1), sr)
 
 
 EspeakNG.available = staticmethod(lambda: shutil.which("espeak-ng") is not None)  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from lora_whisper.inference.longform import Piece, split_segments
 from lora_whisper.inference.vad import Chunk, ChunkReader, VadOptions, chunk_file
 
 if TYPE_CHECKING:
-    from lora_whisper.inference.transcriber import Transcriber, _Job
+    from lora_whisper.inference.transcriber import Transcriber, TranscribeJob
 
 # Encoder rows per forward: its activations (attention over 1500 positions) grow with the
 # rows, its speed does not (1.40 s for 2 rows one by one, 1.42-1.65 s together, int8, 1 thread);
@@ -45,7 +45,7 @@ def _open(t: "Transcriber", x):
     return AudioStream(x)
 
 
-def _rows(t: "Transcriber", job: "_Job", order: list[int], vad: VadOptions
+def _rows(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOptions
           ) -> Iterator[tuple[int, Chunk | None, np.ndarray | None, bool]]:
     """(input, chunk, its audio, last chunk of the input?) in input order; (i, None, None,
     True) for an input with no speech, or one that failed part-way (what was done is kept)."""
@@ -90,7 +90,7 @@ def close_open_segment(tokens: list[int], timestamp_begin: int, samples: int) ->
     return tokens
 
 
-def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: VadOptions = VadOptions(),
+def transcribe_chunked(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOptions = VadOptions(),
                        words: bool = False) -> None:
     from lora_whisper.inference.transcriber import Segment
 
@@ -161,7 +161,7 @@ def transcribe_chunked(t: "Transcriber", job: "_Job", order: list[int], vad: Vad
             job.bar.update(sum(len(a) for a in clips) / SAMPLE_RATE)
 
 
-def _finish(job: "_Job", i: int) -> None:
+def _finish(job: "TranscribeJob", i: int) -> None:
     out = job.outs[i]
     out.text = " ".join(g.text.strip() for g in out.segments).strip()
     job.done(i)

@@ -374,7 +374,7 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
                            # get the no-speech rule too: Transcriber._decode_short)
                            and not is_silence(res, options)))
                 prev = results[row]
-                if prev is None or _better(res, prev, options):
+                if prev is None or better_result(res, prev, options):
                     results[row] = res
                 if bad and not last:
                     retry.append(row)
@@ -386,7 +386,7 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
         router.close()
 
 
-def _better(new: DecodeResult, old: DecodeResult, options: DecodeOptions) -> bool:
+def better_result(new: DecodeResult, old: DecodeResult, options: DecodeOptions) -> bool:
     """Among fallback attempts prefer one without a repetition loop, then the likelier one."""
     thr = options.compression_ratio_threshold
     new_loop = thr is not None and new.compression_ratio > thr

@@ -306,7 +306,7 @@ class Transcriber:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
-        job = _Job(items, forced, outs, opts, single, bar, on_result, between_windows, preempt,
+        job = TranscribeJob(items, forced, outs, opts, single, bar, on_result, between_windows, preempt,
                    on_segment=on_segment, words=word_timestamps, candidates=cands, policy=policy)
         if vad:
             from lora_whisper.inference.chunked import transcribe_chunked
@@ -329,13 +329,13 @@ class Transcriber:
 
         return probe_duration(x)
 
-    def _fail(self, job: "_Job", i: int, exc: Exception) -> None:
+    def _fail(self, job: "TranscribeJob", i: int, exc: Exception) -> None:
         if job.single:
             raise exc
         job.outs[i].error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         job.done(i)
 
-    def _languages(self, job: "_Job", indices: list[int], clips: list[np.ndarray]) -> None:
+    def _languages(self, job: "TranscribeJob", indices: list[int], clips: list[np.ndarray]) -> None:
         """Fill in each input's language: given, or detected on its first 30 s (in one batch)."""
         todo = [(i, c) for i, c in zip(indices, clips) if not job.forced[i]]
         groups: dict[tuple | None, list] = {}   # one detection batch per candidate set
@@ -353,7 +353,7 @@ class Transcriber:
             job.outs[i].expert = self.expert_for(job.outs[i].language)
             job.outs[i].routing = "hard" if self.bank is not None else None
 
-    def _routes(self, job: "_Job", i: int, language: str | None, probs: dict | None) -> list[Route]:
+    def _routes(self, job: "TranscribeJob", i: int, language: str | None, probs: dict | None) -> list[Route]:
         if job.forced[i]:
             probs = None   # a given language is never second-guessed
         return routes_for(language, probs, job.policy, self.mixture_for)
@@ -363,7 +363,7 @@ class Transcriber:
         """Every route of every input is one row of a single batch (an N-best input's copies
         ride with the others); per input, the chosen (result, route): the copy without a
         repetition loop, then the best length-normalised log-probability."""
-        from lora_whisper.inference.decoding import _better
+        from lora_whisper.inference.decoding import better_result
 
         feats, lens = features
         flat = [(k, r) for k, rs in enumerate(routes) for r in rs]
@@ -377,7 +377,7 @@ class Transcriber:
                                specs=[r.spec for _, r in flat])
         best: list = [None] * len(routes)
         for (k, r), res in zip(flat, results):
-            if best[k] is None or _better(res, best[k][0], choose):
+            if best[k] is None or better_result(res, best[k][0], choose):
                 best[k] = (res, r)
         return best
 
@@ -407,7 +407,7 @@ class Transcriber:
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._route_rows(languages, specs),
                             options=options, encoded=encoded)
 
-    def _encode_for_words(self, job: "_Job", features):
+    def _encode_for_words(self, job: "TranscribeJob", features):
         """The encoder output, computed once, when word timestamps will need it again."""
         if not job.words:
             return None
@@ -426,7 +426,7 @@ class Transcriber:
         return align_rows(self, enc, prompts, self._route_rows(languages, specs), pieces_per_row, samples, offsets,
                           keep, results)
 
-    def _transcribe_short(self, job: "_Job", order: list[int]) -> None:
+    def _transcribe_short(self, job: "TranscribeJob", order: list[int]) -> None:
         """Clips up to 29 s, shortest first, loaded one batch at a time: one window each."""
         for s in range(0, len(order), self.batch_size):
             idx, clips = [], []
@@ -459,7 +459,7 @@ class Transcriber:
             if job.bar:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
 
-    def _decode_short(self, job: "_Job", idx: list[int], clips: list[np.ndarray]) -> None:
+    def _decode_short(self, job: "TranscribeJob", idx: list[int], clips: list[np.ndarray]) -> None:
         self._languages(job, idx, clips)
         # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
         # the compression-ratio fallback then runs on the padded re-decode only.
@@ -505,7 +505,7 @@ class Transcriber:
         stages = ([] if self.pad_30s else [padded(False)]) + [padded(True)]
         self.loops_redecoded += guard(results, languages, stages)
 
-    def _open(self, job: "_Job", i: int) -> Cursor:
+    def _open(self, job: "TranscribeJob", i: int) -> Cursor:
         x = job.items[i]
         if isinstance(x, (np.ndarray, torch.Tensor)):
             return Cursor(i, self._load(x))
@@ -513,7 +513,7 @@ class Transcriber:
 
         return Cursor(i, AudioStream(x))
 
-    def _transcribe_long(self, job: "_Job", order: list[int]) -> None:
+    def _transcribe_long(self, job: "TranscribeJob", order: list[int]) -> None:
         """Timestamp-based seeking, up to `batch_size` inputs side by side: each step decodes the
         next 30 s window of every active input; a finished input makes room for the next."""
         options = replace(job.options, timestamps=True)
@@ -630,7 +630,7 @@ class Transcriber:
             for cur in active:
                 cur.close()
 
-    def _join(self, job: "_Job", pending: list[int], x, language: str | None) -> int:
+    def _join(self, job: "TranscribeJob", pending: list[int], x, language: str | None) -> int:
         """A long input added to a running call: queued behind the inputs already waiting."""
         i = len(job.items)
         job.items.append(x)
@@ -640,7 +640,7 @@ class Transcriber:
         pending.insert(0, i)   # popped from the end: first come, first opened
         return i
 
-    def _finish(self, job: "_Job", cur: Cursor) -> None:
+    def _finish(self, job: "TranscribeJob", cur: Cursor) -> None:
         cur.close()
         out = job.outs[cur.index]
         out.duration = cur.duration
@@ -650,10 +650,10 @@ class Transcriber:
             self._file_language(out)
         job.done(cur.index)
 
-    def _per_window(self, job: "_Job") -> bool:
+    def _per_window(self, job: "TranscribeJob") -> bool:
         return job.policy.per_window
 
-    def _window_languages(self, job: "_Job", active: list[Cursor], features, lang: dict) -> None:
+    def _window_languages(self, job: "TranscribeJob", active: list[Cursor], features, lang: dict) -> None:
         """A language per window of the inputs left to detection, on the decoder's own
         features, one batch per candidate set; sticky across windows (routing_policy.sticky)."""
         from lora_whisper.inference.language_id import detect_features
@@ -693,7 +693,7 @@ class Transcriber:
 
 
 @dataclass
-class _Job:
+class TranscribeJob:
     """One transcribe() call's inputs and results, shared by its short and long paths."""
     items: list
     forced: list[str | None]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lora_whisper.backbone.forward import _merge_heads, _split_heads
+from lora_whisper.backbone.forward import merge_heads, split_heads
 from lora_whisper.data.features import HOP_LENGTH, SAMPLE_RATE
 
 FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH / 2   # encoder positions per second (50)
@@ -95,13 +95,13 @@ def forced_attention(model, tokens: torch.Tensor, enc: torch.Tensor, heads: list
     for i, layer in enumerate(dec.layers):
         a = layer.self_attn
         h = layer.self_attn_layer_norm(x)
-        q, k, v = (_split_heads(p(h), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
-        x = x + a.out_proj(_merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
+        q, k, v = (split_heads(p(h), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
+        x = x + a.out_proj(merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         c = layer.encoder_attn
         h = layer.encoder_attn_layer_norm(x)
-        q = _split_heads(c.q_proj(h), c.num_heads)
-        k = _split_heads(c.k_proj(enc), c.num_heads).to(q.dtype)
-        v = _split_heads(c.v_proj(enc), c.num_heads).to(q.dtype)
+        q = split_heads(c.q_proj(h), c.num_heads)
+        k = split_heads(c.k_proj(enc), c.num_heads).to(q.dtype)
+        v = split_heads(c.v_proj(enc), c.num_heads).to(q.dtype)
         if i in by_layer:
             scores = torch.matmul(q, k.transpose(2, 3)) * c.head_dim ** -0.5
             if mask is not None:
@@ -113,7 +113,7 @@ def forced_attention(model, tokens: torch.Tensor, enc: torch.Tensor, heads: list
             out = torch.matmul(scores.softmax(-1), v)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + c.out_proj(_merge_heads(out))
+        x = x + c.out_proj(merge_heads(out))
         h = layer.final_layer_norm(x)
         x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
     states = dec.layer_norm(x) if hidden else None
