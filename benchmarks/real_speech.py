@@ -49,7 +49,7 @@ def synthesize(out: Path, per_language: int) -> Path:
     import soundfile as sf
 
     from lora_whisper.corpus.text_sources import load_sentences
-    from lora_whisper.corpus.tts import EspeakNG, _resample
+    from lora_whisper.corpus.tts import EspeakNG, resample
 
     rows = []
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def synthesize(out: Path, per_language: int) -> Path:
                                input=((front(text) if front else text) + "\n").encode(), capture_output=True, check=True)
             audio, sr = sf.read(io.BytesIO(p.stdout), dtype="float32")
             uid = f"{lang}-{i:03d}"
-            sf.write(out / "audio" / f"{uid}.flac", _resample(audio, sr), 16000)
+            sf.write(out / "audio" / f"{uid}.flac", resample(audio, sr), 16000)
             rows.append({"id": uid, "audio": f"audio/{uid}.flac", "text": text, "language": lang,
                          "voice": f"espeak-ng {EspeakNG.VOICES[lang]}+{variant} -s {speed} -p {pitch}"})
     (out / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
