@@ -10,30 +10,26 @@ def add_compute_type(p) -> None:
                         "CTranslate2) and a bfloat16 encoder where the CPU has it; adapters stay float32")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a batch of 0 or -1 threads is a typo, not a setting)."""
+def _whole(text: str, what: str, ok, rule: str) -> int:
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a batch of 0 or -1 threads is a typo, not a setting)."""
+    return _whole(text, "a whole number", lambda v: v >= 1, "at least 1")
 
 
 def port_number(text: str) -> int:
     """argparse type: a TCP port (0 lets the system choose one)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
-    return value
+    return _whole(text, "a port number", lambda v: 0 <= v <= 65535, "between 0 and 65535")
 
 
 def positive_float(text: str) -> float:

@@ -16,21 +16,14 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from lora_whisper.inference.sharding import Rank
+
 
 @dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
+class World(Rank):
+    """A rank (inference/sharding.py) that trains: its local rank and device too."""
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.size > 1
 
 
 def setup(device: str | None = None) -> World:
