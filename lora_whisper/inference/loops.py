@@ -83,43 +83,39 @@ def is_loop(text: str, language: str | None, rule: LoopRule = DEFAULT_RULE) -> b
     return tandem_repeat(units(text, language), rule.chars if cer else rule.words) is not None
 
 
-def _pieces(text: str, language: str | None) -> tuple[list[str], list[str], str]:
-    """The text cut into the units `units` compares (words, or characters for CER languages),
-    each kept as written, with the normalised form beside it, and the joiner."""
-    if language is not None and uses_cer(language):
-        raw = [c for c in text if not c.isspace()]
-        return raw, [_PUNCT.sub("", c.lower()) or c for c in raw], ""
-    raw = text.split()
-    return raw, [_PUNCT.sub("", w.lower()) or w for w in raw], " "
+_UNIT = {False: re.compile(r"[^\W_]+", re.UNICODE), True: re.compile(r"[^\W_]", re.UNICODE)}
 
 
 def collapse(text: str, language: str | None, rule: LoopRule = DEFAULT_RULE) -> str:
     """The text with each back-to-back repeat that `rule` calls a loop said once: the last
     resort for a row that loops however it is decoded ("red alert red alert red alert" ->
-    "red alert"; "ひぃぃぃぃぃ…" -> "ひぃ"). What was said before and after the loop stays."""
-    raw, norm, joiner = _pieces(text, language)
-    pairs = rule.chars if joiner == "" else rule.words
-    changed = True
-    while changed:
-        changed = False
+    "red alert"; "ひぃぃぃぃぃ…" -> "ひぃ"). What was said before and after the loop stays.
+    Repeats are found on the units `is_loop` compares; whole units of the text as written
+    (punctuation and spacing included) are cut."""
+    cer = language is not None and uses_cer(language)
+    pairs = rule.chars if cer else rule.words
+    while True:
+        spans = [(m.start(), m.group().lower()) for m in _UNIT[cer].finditer(text)]
+        norm = [u for _, u in spans]
+        cut = None
         for period in range(1, len(norm) // 2 + 1):
             need = min((r for p, r in pairs if period >= p), default=None)
             if need is None:
                 continue
-            run, j = 0, period
-            while j < len(norm):
+            run = 0
+            for j in range(period, len(norm)):
                 run = run + 1 if norm[j] == norm[j - period] else 0
                 end = j + 1 >= len(norm) or norm[j + 1] != norm[j + 1 - period]
                 if run and end and 1 + run // period >= need:
-                    start = j + 1 - run          # the run of repeats begins here
-                    cut = (run // period) * period
-                    del raw[start:start + cut], norm[start:start + cut]
-                    changed = True
+                    start = j + 1 - run                      # the repeats begin here
+                    stop = start + (run // period) * period  # whole copies only
+                    cut = (spans[start][0], spans[stop][0] if stop < len(spans) else len(text))
                     break
-                j += 1
-            if changed:
+            if cut:
                 break
-    return joiner.join(raw)
+        if cut is None:
+            return text
+        text = (text[:cut[0]] + text[cut[1]:]).rstrip() if cut[1] == len(text) else text[:cut[0]] + text[cut[1]:]
 
 
 def guard(results: list, languages: list[str | None], stages: list, rule: LoopRule = DEFAULT_RULE) -> int:
