@@ -99,3 +99,20 @@ def write(name: str, payload: dict, table_md: str, plot=None) -> Path:
     if plot is not None:
         plot(RESULTS / f"{name}.png")
     return RESULTS / f"{name}.json"
+
+
+def wait_healthy(proc, url: str, timeout_s: float = 300.0) -> str:
+    """Wait for a server started as `proc` to answer /health at `url`; returns `url`."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not become healthy")

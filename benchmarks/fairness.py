@@ -39,26 +39,13 @@ HOUR = 3600.0
 def start_server(run: Path, threads: int):
     import subprocess
 
-    import httpx
-
     port = free_port()
     cmd = [sys.executable, "-m", "lora_whisper.cli", "serve", "--run", str(run), "--port", str(port),
            "--model-name", MODEL, "--max-batch", "8", "--batch-wait-ms", "20", "--threads", str(threads),
            "--log-level", "warning", "--max-upload-mb", "200", "--max-audio-seconds", str(HOUR + 60)]
     log = open(os.environ.get("FAIRNESS_SERVER_LOG", os.devnull), "w")   # the server's access log
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not become healthy")
+    return proc, _common.wait_healthy(proc, f"http://127.0.0.1:{port}")
 
 
 def flac(audio: np.ndarray) -> bytes:

@@ -46,20 +46,7 @@ def start_server(run: Path, max_batch: int, threads: int) -> tuple[subprocess.Po
            "--model-name", MODEL, "--max-batch", str(max_batch), "--batch-wait-ms", "20",
            "--threads", str(threads), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not become healthy")
+    return proc, _common.wait_healthy(proc, f"http://127.0.0.1:{port}")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
