@@ -1,15 +1,13 @@
 """Any audio file or upload -> 16 kHz mono float32, with one-line errors a user can act on.
 
 libsndfile (soundfile) reads wav/flac/ogg/opus/mp3 quickly and without a subprocess, so it is
-tried first; PyAV (or an `ffmpeg` binary, when PyAV is missing) covers the containers it
-cannot open, such as m4a/aac or video files.
+tried first; PyAV (FFmpeg's libraries, a pinned dependency) covers the containers it cannot
+open, such as m4a/aac or video files.
 """
 from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -68,7 +66,7 @@ def decode_bytes(data: bytes, name: str = "upload", sample_rate: int = SAMPLE_RA
         seconds = _header_seconds(io.BytesIO(data))
         if seconds is not None and seconds > max_seconds:
             raise AudioTooLong(name, f"{seconds:.1f} s of audio; the limit is {max_seconds:g} s per request")
-    audio = _finish(_decode(name, lambda: io.BytesIO(data), data=data, max_seconds=max_seconds), name, sample_rate)
+    audio = _finish(_decode(name, lambda: io.BytesIO(data), max_seconds=max_seconds), name, sample_rate)
     if max_seconds is not None and len(audio) > max_seconds * sample_rate:
         raise AudioTooLong(name, f"{len(audio) / sample_rate:.1f} s of audio; the limit is {max_seconds:g} s per request")
     return audio
@@ -110,7 +108,7 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE,
     return path
 
 
-def _decode(name: str, opener, data: bytes | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def _decode(name: str, opener, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """-> (samples [n, channels] float32, sample rate), trying each decoder in turn."""
     reasons = []
     try:
@@ -121,21 +119,15 @@ def _decode(name: str, opener, data: bytes | None = None, max_seconds: float | N
         # "Error opening '<path>': Format not recognised." - the path is already in ours
         reasons.append(str(exc).split("': ", 1)[-1].rstrip("."))
     try:
-        import av  # noqa: F401
-    except ImportError:
-        if shutil.which("ffmpeg"):
-            return _decode_ffmpeg(name, data)
-    else:
-        try:
-            return _decode_av(opener(), max_seconds)
-        except AudioTooLong:
-            raise
-        except _TooLong as exc:
-            raise AudioTooLong(name, f"over {exc.args[0]:g} s of audio; the limit is {exc.args[0]:g} s per request") from None
-        except _NoAudioStream:
-            raise AudioError(name, "has no audio stream") from None
-        except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
-            reasons.append(str(exc))
+        return _decode_av(opener(), max_seconds)
+    except AudioTooLong:
+        raise
+    except _TooLong as exc:
+        raise AudioTooLong(name, f"over {exc.args[0]:g} s of audio; the limit is {exc.args[0]:g} s per request") from None
+    except _NoAudioStream:
+        raise AudioError(name, "has no audio stream") from None
+    except Exception as exc:  # PyAV raises a zoo of FFmpeg error classes
+        reasons.append(str(exc))
     raise AudioError(name, f"not audio or corrupt ({reasons[0]})")
 
 
@@ -186,16 +178,6 @@ def _decode_av(source, max_seconds: float | None = None) -> tuple[np.ndarray, in
         # libsndfile has refused the file too, that means corrupt rather than empty.
         raise ValueError("no audio frames could be decoded")
     return np.concatenate(chunks, axis=1).T.astype(np.float32), sr
-
-
-def _decode_ffmpeg(name: str, data: bytes | None) -> tuple[np.ndarray, int]:
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "-" if data is not None else name,
-           "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
-    proc = subprocess.run(cmd, input=data, capture_output=True)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioError(name, f"not audio or corrupt ({err[-1] if err else 'ffmpeg failed'})")
-    return np.frombuffer(proc.stdout, np.float32).reshape(-1, 1), SAMPLE_RATE
 
 
 def check_finite(samples: np.ndarray, name: str, offset: int = 0, sample_rate: int = SAMPLE_RATE) -> None:
@@ -267,11 +249,8 @@ class AudioStream:
             self._closers.append(f.close)
             _warn_if_truncated(self.name, f)
             return self._sf_blocks(f)
-        try:
-            import av
-        except ImportError:  # no PyAV: the ffmpeg binary decodes the whole file at once
-            return iter([(_finish(_decode(self.name, lambda: self.name), self.name, self.sample_rate)[:, None],
-                          self.sample_rate)])
+        import av
+
         try:
             container = av.open(self.name)
         except Exception as exc:  # noqa: BLE001
