@@ -20,7 +20,7 @@ def _fmt_bytes(n: int) -> str:
 
 
 def run(args) -> int:
-    from lora_whisper.adapters.files import WEIGHTS_FILE, safetensors_shapes
+    from lora_whisper.adapters.files import WEIGHTS_FILE
     from lora_whisper.adapters.run import read_meta, read_run, run_kind, unrouted_experts, verify_expert
 
     if run_kind(args.run) == "full-model":
@@ -38,12 +38,7 @@ def run(args) -> int:
     for name in info.experts:
         problem = verify_expert(info, name)   # every file against its recorded sha256
         if problem is None:
-            n = 0
-            for _, shape in safetensors_shapes(info.adapter_dir(name) / WEIGHTS_FILE).values():
-                k = 1
-                for s in shape:
-                    k *= s
-                n += k
+            n = _parameters(info.adapter_dir(name) / WEIGHTS_FILE)
             note = "  ok"
         else:
             failures.append(problem)
@@ -80,16 +75,8 @@ def _full_model(args, meta: dict) -> int:
     """A fully fine-tuned run: one model for all its languages, no experts."""
     from pathlib import Path
 
-    from lora_whisper.adapters.files import safetensors_shapes
-
     model = Path(args.run) / meta.get("model", "model")
-    n = 0
-    for f in sorted(model.glob("*.safetensors")):
-        for _, shape in safetensors_shapes(f).values():
-            k = 1
-            for s in shape:
-                k *= s
-            n += k
+    n = sum(_parameters(f) for f in sorted(model.glob("*.safetensors")))
     base = meta.get("base_backbone") or {}
     print(f"run:       {args.run} (full fine-tuning: every weight trained, no experts)")
     print(f"model:     {model}  {n:,d} params  {_fmt_bytes(4 * n)} fp32")
@@ -99,3 +86,12 @@ def _full_model(args, meta: dict) -> int:
     if meta.get("provenance"):
         print(f"provenance: {json.dumps(meta['provenance'], sort_keys=True, ensure_ascii=False)}")
     return 0
+
+
+def _parameters(path) -> int:
+    """Parameters in a safetensors file, from its header alone."""
+    import math
+
+    from lora_whisper.adapters.files import safetensors_shapes
+
+    return sum(math.prod(shape) for _, shape in safetensors_shapes(path).values())

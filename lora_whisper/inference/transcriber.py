@@ -16,12 +16,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lora_whisper.adapters.run import RouteTable
+from lora_whisper.adapters.run import RUN_FILE, RouteTable, is_run, open_run, unrouted_experts
+from lora_whisper.audio import AudioStream, check_finite, load_audio, probe_duration
+from lora_whisper.backbone.forward import encode
 from lora_whisper.backbone.load import Backbone, load_backbone
+from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
                                          TAIL_SECONDS, log_mel, loudness)
 from lora_whisper.errors import UserError
-from lora_whisper.inference.decoding import DecodeOptions, decode_batch, is_silence, preemptible
+from lora_whisper.inference.decoding import DecodeOptions, better_result, decode_batch, is_silence, preemptible
 from lora_whisper.inference.longform import Cursor, Piece, split_segments
 from lora_whisper.inference.loops import guard
 from lora_whisper.inference.routing_policy import Route, RoutingPolicy, routes_for, sticky
@@ -75,8 +78,6 @@ class Transcriber:
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
                  compute_type: str = "float32", backbone_tail_seconds: float | None = None,
                  candidates: "Sequence[str] | str | None" = None, policy: RoutingPolicy | None = None):
-        from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
-
         if compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
         if compute_type == "int8":
@@ -197,8 +198,6 @@ class Transcriber:
 
     @staticmethod
     def _load(x) -> np.ndarray:
-        from lora_whisper.audio import check_finite, load_audio
-
         if isinstance(x, (np.ndarray, torch.Tensor)):
             a = x.float().cpu().numpy() if isinstance(x, torch.Tensor) else x.astype(np.float32, copy=False)
             check_finite(a, "<array>")   # files are checked as they are decoded
@@ -209,8 +208,6 @@ class Transcriber:
         """The first 30 s (a file is read no further)."""
         if isinstance(x, (np.ndarray, torch.Tensor)):
             return self._load(x)[:N_SAMPLES_30S]
-        from lora_whisper.audio import AudioStream
-
         with AudioStream(x) as stream:
             return stream.read(N_SAMPLES_30S)
 
@@ -325,8 +322,6 @@ class Transcriber:
     def _duration(x) -> float | None:
         if isinstance(x, (np.ndarray, torch.Tensor)):
             return x.shape[-1] / SAMPLE_RATE
-        from lora_whisper.audio import probe_duration
-
         return probe_duration(x)
 
     def _fail(self, job: "TranscribeJob", i: int, exc: Exception) -> None:
@@ -363,8 +358,6 @@ class Transcriber:
         """Every route of every input is one row of a single batch (an N-best input's copies
         ride with the others); per input, the chosen (result, route): the copy without a
         repetition loop, then the best length-normalised log-probability."""
-        from lora_whisper.inference.decoding import better_result
-
         feats, lens = features
         flat = [(k, r) for k, rs in enumerate(routes) for r in rs]
         if len(flat) != len(routes):
@@ -411,8 +404,6 @@ class Transcriber:
         """The encoder output, computed once, when word timestamps will need it again."""
         if not job.words:
             return None
-        from lora_whisper.backbone.forward import encode
-
         with torch.no_grad():
             return encode(self.model, *features)
 
@@ -509,8 +500,6 @@ class Transcriber:
         x = job.items[i]
         if isinstance(x, (np.ndarray, torch.Tensor)):
             return Cursor(i, self._load(x))
-        from lora_whisper.audio import AudioStream
-
         return Cursor(i, AudioStream(x))
 
     def _transcribe_long(self, job: "TranscribeJob", order: list[int]) -> None:
@@ -722,8 +711,6 @@ def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> 
     """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run
     (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
     With a run, `source` overrides where its backbone is found."""
-    from lora_whisper.adapters.run import RUN_FILE, is_run, open_run, unrouted_experts
-
     if run is None and source is not None and is_run(str(source)):
         run, source = source, None
     if run is None:

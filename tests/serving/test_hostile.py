@@ -34,6 +34,14 @@ def wait_for(cond, what: str):
         time.sleep(0.01)
 
 
+def ten_minutes_in_flight(pool, server, batcher, gate):
+    """A 10-minute upload whose first window has been decoded (the gate lets one through)."""
+    long = pool.submit(post, server.url, flac_silence(600), "long.flac", language="de")
+    gate.release()
+    wait_for(lambda: batcher.long_steps >= 1, "the long upload's first window")
+    return long
+
+
 def flac_silence(seconds: float) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.zeros(int(seconds * 16000), np.int16), 16000, format="FLAC")
@@ -144,9 +152,7 @@ def test_short_request_is_served_while_a_long_one_is_in_flight(transcriber, live
     server = live_server(create_app(transcriber, model_id=MODEL, batch_wait_ms=5))
     batcher = server.app.state.batcher
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        long = pool.submit(post, server.url, flac_silence(600), "long.flac", language="de")
-        gate.release()
-        wait_for(lambda: batcher.long_steps >= 1, "the long upload's first window")
+        long = ten_minutes_in_flight(pool, server, batcher, gate)
         short = pool.submit(post, server.url, wav_bytes(noise(1.0)), language="de")
         wait_for(lambda: batcher.pending >= 2, "the short request to be queued")
         gate.release()   # the next window starts: the short request is served inside it
@@ -269,9 +275,7 @@ def test_a_shorter_long_request_joins_the_running_one_and_finishes_first(transcr
     server = live_server(create_app(transcriber, model_id=MODEL, batch_wait_ms=5))
     batcher = server.app.state.batcher
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        long = pool.submit(post, server.url, flac_silence(600), "long.flac", language="de")
-        gate.release()
-        wait_for(lambda: batcher.long_steps >= 1, "the long upload's first window")
+        long = ten_minutes_in_flight(pool, server, batcher, gate)
         medium = pool.submit(post, server.url, wav_bytes(noise(40.0)), "medium.wav", language="en")
         wait_for(lambda: batcher.pending >= 2, "the 40 s request to be queued")
         for _ in range(6):
