@@ -49,11 +49,9 @@ def main() -> None:
     from lora_whisper.data.features import log_mel
     from lora_whisper.inference.decoding import DecodeOptions, decode_batch
 
-    from lora_whisper.backbone.quantize import quantize_int8
-
     bb = load_backbone()
     model, vocab = bb.model, bb.vocab
-    model8 = quantize_int8(load_backbone().model)
+    model8 = load_backbone(compute_type="int8").model
     opts = DecodeOptions(temperatures=(0.0,), max_new_tokens=args.tokens, compression_ratio_threshold=None,
                          logprob_threshold=None)
     ct2 = ctranslate2.models.Whisper(str(embedded_ct2_dir()), device="cpu", compute_type="int8",

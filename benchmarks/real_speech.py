@@ -119,7 +119,7 @@ def main() -> None:
     opts = greedy_options()   # evaluate's default: greedy, 128 new tokens at most, guard on
     ours = {
         "ours float32": Transcriber(load_backbone(), options=opts),
-        "ours int8": Transcriber(load_backbone(), options=opts, compute_type="int8"),
+        "ours int8": Transcriber(load_backbone(compute_type="int8"), options=opts),
         "ours float32, no loop guard": Transcriber(load_backbone(), options=opts.__class__(
             **{**opts.__dict__, "loop_guard": False})),
     }

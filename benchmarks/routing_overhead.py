@@ -110,7 +110,7 @@ def main() -> int:
         return model, [(bank.routing_for([lang]), slice(i, i + 1)) for i, lang in enumerate(LANGS)]
 
     def ctx(m, r):
-        return contextlib.nullcontext() if m is plain else routed(m, r)
+        return contextlib.nullcontext() if m is plain else routed(r)
 
     # Work is cut into stages (encode; decoder; init_cache; each decoder step), and the timer
     # runs the configurations' stages in turn, so a burst of load from other processes lands

@@ -54,9 +54,6 @@ def merged_model(run_dir: str | Path, language: str, backbone_source: str | None
             base.weight.add_(delta.to(base.weight.dtype))
             parent, _, leaf = path.rpartition(".")
             setattr(model.get_submodule(parent), leaf, base)  # unwrap: a plain nn.Linear again
-    for attr in ("lora_routing", "lora_bank"):
-        if hasattr(model, attr):
-            delattr(model, attr)
     return backbone, info, mix
 
 

@@ -5,6 +5,8 @@ mixed batches (`adapter_names=`) exist only for inference. We train a whole bank
 per-language experts in one pass over a mixed-language batch, and mix experts per row (MoE),
 so routing is per row, in training and in generation. The numerics of one expert are
 peft's exactly (`base(x) + B(A(dropout(x))) * alpha/r`, same init), which the tests check.
+
+A layer holds no routing: each call reads the caller's `routed(...)` block (routing.py).
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lora_whisper.adapters.routing import Routing, RoutingState
+from lora_whisper.adapters.routing import Routing, current_scope
 
 
 class LanguageLoRALinear(nn.Module):
-    def __init__(self, base_layer: nn.Linear, r: int, scale: float, dropout: float, state: RoutingState):
+    def __init__(self, base_layer: nn.Linear, r: int, scale: float, dropout: float):
         super().__init__()
         self.base_layer = base_layer
         self.r = r
@@ -32,7 +34,6 @@ class LanguageLoRALinear(nn.Module):
         # Separate Parameters per expert, so one can train while the others stay frozen.
         self.lora_A = nn.ParameterList()
         self.lora_B = nn.ParameterList()
-        self._state = state
         self.merged_expert: int | None = None
         self._unmerged_weight: torch.Tensor | None = None
 
@@ -92,17 +93,19 @@ class LanguageLoRALinear(nn.Module):
 
     # -- forward ------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        scope = current_scope()
         fast = self._fast_path(x)
         if fast:
             # The cast autocast would make for the base layer anyway, made once and shared
             # with the experts (no fp32 round trip of the activations per expert product)
             # and with the next layers that read the same tensor (q, k and v read one layer
             # norm's output; every cross-attention k and v the encoder's output).
-            x = self._state.cast_once(x, torch.get_autocast_dtype(x.device.type))
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x = x.to(dtype) if scope is None else scope.cast_once(x, dtype)
             result = self._frozen_base(x) if not (args or kwargs) else self.base_layer(x, *args, **kwargs)
         else:
             result = self.base_layer(x, *args, **kwargs)
-        routing = self._state.get()
+        routing = None if scope is None else scope.routing
         if self.merged_expert is not None:
             self._check_merged(routing)
             return result

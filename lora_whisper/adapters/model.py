@@ -15,7 +15,7 @@ from torch import nn
 
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.adapters.layer import LanguageLoRALinear
-from lora_whisper.adapters.routing import Routing, RoutingState
+from lora_whisper.adapters.routing import Routing
 from lora_whisper.errors import UserError
 
 PEFT_PREFIX = "base_model.model."
@@ -44,12 +44,10 @@ class ParamCount:
 
 
 class LoRABank:
-    def __init__(self, model: nn.Module, spec: LoraSpec, layers: dict[str, LanguageLoRALinear],
-                 state: RoutingState):
+    def __init__(self, model: nn.Module, spec: LoraSpec, layers: dict[str, LanguageLoRALinear]):
         self.model = model
         self.spec = spec
         self.layers = layers            # module path -> wrapped linear, in model order
-        self.state = state
         self.languages: list[str] = []
 
     # -- experts ------------------------------------------------------------------------
@@ -170,9 +168,6 @@ class LoRABank:
             return -1
         raise AdapterError(f"no adapter for {name!r} (this run has: {', '.join(self.languages) or 'none'})")
 
-    def set_routing(self, routing: Routing | None) -> None:
-        self.state.set(routing)
-
     # -- serving ------------------------------------------------------------------------
     def merge(self, name: str) -> None:
         """Bake expert `name` into the base weights (routing must then be None or that expert)."""
@@ -212,26 +207,29 @@ def target_paths(model: nn.Module, spec: LoraSpec) -> list[str]:
     return [n for n, m in model.named_modules() if spec.matches(n) and isinstance(m, nn.Linear)]
 
 
+def has_lora(model: nn.Module) -> bool:
+    """Whether LoRA layers are injected into `model` (the model itself carries no mark of it)."""
+    return any(isinstance(m, LanguageLoRALinear) for m in model.modules())
+
+
 def inject(model: nn.Module, spec: LoraSpec, languages: Iterable[str] = (), seed: int | None = None) -> LoRABank:
-    """Wrap every target linear of `model` in place, freeze the backbone, add `languages`."""
-    if getattr(model, "lora_routing", None) is not None:
+    """Wrap every target linear of `model` in place, freeze the backbone, add `languages`.
+    Route its rows with `routing.routed(bank.routing_for(...))` around each forward call."""
+    if has_lora(model):
         raise AdapterError("this model already has LoRA layers")
     paths = target_paths(model, spec)
     if not paths:
         raise AdapterError(f"LoRA spec {spec.to_dict()} targets no module of this model")
     model.requires_grad_(False)
-    state = RoutingState()
     layers = {}
     for path in paths:
         parent_path, _, leaf = path.rpartition(".")
         parent = model.get_submodule(parent_path)
-        layer = LanguageLoRALinear(getattr(parent, leaf), spec.r, spec.scale, spec.dropout, state)
+        layer = LanguageLoRALinear(getattr(parent, leaf), spec.r, spec.scale, spec.dropout)
         layer.train(model.training)
         setattr(parent, leaf, layer)
         layers[path] = layer
-    model.lora_routing = state  # the decoder and trainers set routing through this
-    bank = LoRABank(model, spec, layers, state)
-    model.lora_bank = bank
+    bank = LoRABank(model, spec, layers)
     for i, name in enumerate(languages):
         bank.add_language(name, seed=None if seed is None else seed + i)
     return bank

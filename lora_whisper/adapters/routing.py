@@ -1,14 +1,20 @@
-"""Which experts apply to which batch row, shared by every LoRA layer of a model.
+"""Which experts apply to which batch row, given to the model's LoRA layers per forward call.
 
-A model carries one `RoutingState` (`model.lora_routing`); each wrapped linear reads it, so
-the caller sets the routing once per batch (and again when beam search repeats rows or
-finished rows are dropped) instead of threading it through transformers' forward.
+A caller runs each forward call inside `routed(routing)`; every wrapped linear reads the
+innermost such scope (none = the bare backbone). A context variable, not an attribute of
+the model: routing is then an argument of the call that only that call sees, not state
+some other caller (another request's decode in the middle of this one, a trainer, a
+similarity probe) may have left behind; and each thread (the server's decode workers) has
+its own. The decoder enters a scope per forward call, following its rows through beam
+expansion and the dropping of finished rows.
+
 The analysis a layer needs (all bare? one expert for all? which expert per row?) is done
 once per Routing and cached, not once per layer call.
 """
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,6 +39,11 @@ class Routing:
     Held either as indices [B] (-1 = bare) or as weights [B, E]; kept on the CPU, as it is
     small, and moved to the activations' device once per device. A 'bare' or 'single'
     routing applies to a batch of any size; per-row routings must match the batch's rows.
+
+    Weights that require grad (learned MoE gates, expansion/gates.py) are kept live: the
+    layers then take each slot's weights from that tensor at every call, so the mixture's
+    gradient reaches whatever the weights were computed from. Which experts a row uses is
+    still read from their values when the Routing is made.
     """
 
     def __init__(self, *, index: torch.Tensor | None = None, weights: torch.Tensor | None = None,
@@ -41,6 +52,8 @@ class Routing:
             raise ValueError("Routing needs exactly one of index or weights")
         self.index = None if index is None else index.detach().to("cpu", torch.long).reshape(-1)
         self.weights = None if weights is None else weights.detach().to("cpu", torch.float32)
+        # the graph-carrying weights, None for fixed ones
+        self.live = weights if weights is not None and weights.requires_grad else None
         self.n_experts = int(n_experts)
         if self.weights is not None and self.weights.dim() != 2:
             raise ValueError(f"routing weights must be [batch, experts], got shape {tuple(self.weights.shape)}")
@@ -75,13 +88,17 @@ class Routing:
     def repeat_interleave(self, n: int) -> "Routing":
         if self.index is not None:
             return Routing(index=self.index.repeat_interleave(n), n_experts=self.n_experts)
-        return Routing(weights=self.weights.repeat_interleave(n, dim=0), n_experts=self.n_experts)
+        return Routing(weights=self._held().repeat_interleave(n, dim=0), n_experts=self.n_experts)
 
     def index_select(self, index) -> "Routing":
         index = torch.as_tensor(index, dtype=torch.long).to("cpu")
         if self.index is not None:
             return Routing(index=self.index.index_select(0, index), n_experts=self.n_experts)
-        return Routing(weights=self.weights.index_select(0, index), n_experts=self.n_experts)
+        held = self._held()
+        return Routing(weights=held.index_select(0, index.to(held.device)), n_experts=self.n_experts)
+
+    def _held(self) -> torch.Tensor:
+        return self.weights if self.live is None else self.live
 
     def dense(self) -> torch.Tensor:
         """Weights [B, n_experts] (a one-hot row per indexed row; zeros for bare rows)."""
@@ -103,7 +120,9 @@ class Routing:
         used = {e for row in per_row for e, _ in row}
         if not used:
             return "bare", None, per_row
-        unit_rows = all(len(row) <= 1 and all(w == 1.0 for _, w in row) for row in per_row)
+        # Live weights are never taken for 1: the layers must multiply by them for a gradient.
+        unit_rows = self.live is None and all(len(row) <= 1 and all(w == 1.0 for _, w in row)
+                                              for row in per_row)
         if unit_rows and len(used) == 1 and all(row for row in per_row):
             return "single", next(iter(used)), per_row
         return ("rows" if unit_rows else "mixture"), None, per_row
@@ -138,23 +157,35 @@ class Routing:
                     experts,
                     None if all(w == 1.0 for w in weights) else torch.tensor(weights, device=device)))
             self._device_slots[device] = cached
-        return cached
+        if self.live is None:
+            return cached
+        # Gathered afresh at each call (a cached gather would tie every forward pass to the
+        # graph of the first); every slot gets weights, as a weight of 1 may still move.
+        live = self.live.to(device)
+        out = []
+        for slot in cached:
+            rows = torch.arange(live.shape[0], device=device) if slot.rows is None else slot.rows
+            out.append(Slot(slot.rows, slot.experts, live[rows, torch.tensor(slot.experts, device=device)]))
+        return out
 
     def __repr__(self) -> str:
         body = self.index.tolist() if self.index is not None else self.weights.tolist()
         return f"Routing({self.kind}, {body})"
 
 
-class RoutingState:
-    """The routing every LoRA layer of one model reads; `None` means the bare backbone."""
+class Scope:
+    """One `routed` block: its routing, and the activation cast its layers share."""
 
-    def __init__(self):
-        self._routing: Routing | None = None
+    __slots__ = ("routing", "_cast")
+
+    def __init__(self, routing: Routing | None):
+        self.routing = routing
         self._cast: tuple[torch.Tensor, int, torch.dtype, torch.Tensor] | None = None
 
     def cast_once(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """`x.to(dtype)`, reused while the layers called next read the same, unchanged tensor
-        (the training fast path of LanguageLoRALinear)."""
+        (the training fast path of LanguageLoRALinear). Held only for this block: no
+        activations outlive the forward call."""
         if x.dtype == dtype:
             return x
         c = self._cast
@@ -164,34 +195,28 @@ class RoutingState:
         self._cast = (x, x._version, dtype, out)
         return out
 
-    def set(self, routing: Routing | None) -> None:
-        if routing is not None and not isinstance(routing, Routing):
-            raise TypeError(f"expected a Routing or None, got {type(routing).__name__}")
-        self._routing = routing
-        self._cast = None  # a new batch (or the end of one): hold no activations across it
 
-    def get(self) -> Routing | None:
-        return self._routing
+_SCOPE: ContextVar[Scope | None] = ContextVar("lora_whisper_routing", default=None)
 
 
-def routing_state(model: torch.nn.Module) -> RoutingState:
-    state = getattr(model, "lora_routing", None)
-    if state is None:
-        raise ValueError("this model has no LoRA layers (inject a LoRABank first)")
-    return state
+def current_scope() -> Scope | None:
+    """The innermost `routed` block of this thread (None outside any: the bare backbone)."""
+    return _SCOPE.get()
 
 
-def set_routing(model: torch.nn.Module, routing: Routing | None) -> None:
-    routing_state(model).set(routing)
+def current_routing() -> Routing | None:
+    scope = _SCOPE.get()
+    return None if scope is None else scope.routing
 
 
 @contextlib.contextmanager
-def routed(model: torch.nn.Module, routing: Routing | None):
-    """Use `routing` inside the block, then restore what was set before."""
-    state = routing_state(model)
-    before = state.get()
-    state.set(routing)
+def routed(routing: Routing | None):
+    """Forward calls inside the block route their rows with `routing` (None: the bare
+    backbone, also inside an outer block); the outer routing is back on exit."""
+    if routing is not None and not isinstance(routing, Routing):
+        raise TypeError(f"expected a Routing or None, got {type(routing).__name__}")
+    token = _SCOPE.set(Scope(routing))
     try:
-        yield state
+        yield
     finally:
-        state.set(before)
+        _SCOPE.reset(token)

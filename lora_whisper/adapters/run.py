@@ -32,7 +32,9 @@ from lora_whisper.adapters.files import (CONFIG_FILE, WEIGHTS_FILE, check_adapte
                                          peft_config_dict, read_json, safetensors_shapes)
 from lora_whisper.adapters.model import AdapterError, LoRABank, check_expert_name, inject, target_paths
 from lora_whisper.atomic import atomic_write_bytes
+from lora_whisper.backbone import check_compute_type
 from lora_whisper.backbone.load import load_backbone, sha256_file
+from lora_whisper.backbone.quantize import prepare
 from lora_whisper.errors import UserError
 
 RUN_FILE = "lora_whisper.json"
@@ -79,17 +81,20 @@ def backbone_source(run_dir: str | Path) -> str:
         raise UserError(f"{run_file(run_dir)}: malformed (no backbone source)") from None
 
 
-def open_run(run_dir: str | Path, source: str | None = None):
+def open_run(run_dir: str | Path, source: str | None = None, compute_type: str = "float32"):
     """(backbone, bank, info) of a run of any kind, every file checked against the run file.
     A full fine-tune has no bank: (its model, None, None). `source` overrides where an
-    adapter run's backbone is."""
+    adapter run's backbone is. `compute_type` "int8" quantises the backbone once the experts
+    are injected (inside a LoRA wrapper it is the base layer that is converted; the experts
+    stay float32, as trained)."""
+    check_compute_type(compute_type)
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     if meta.get("format") == FULL_FORMAT:
-        return load_backbone(str(run_dir / meta.get("model", MODEL_DIR))), None, None
+        return load_backbone(str(run_dir / meta.get("model", MODEL_DIR)), compute_type=compute_type), None, None
     backbone = load_backbone(source or backbone_source(run_dir))
     bank, info = load_run(run_dir, backbone)
-    return backbone, bank, info
+    return prepare(backbone, compute_type), bank, info
 
 
 def save_full_model(dest: str | Path, backbone, languages: list[str], provenance: dict) -> Path:

@@ -132,10 +132,11 @@ def init_cache(model: nn.Module, encoder_out: torch.Tensor, encoder_keep: torch.
         a = layer.encoder_attn
         scale = a.head_dim ** -0.5   # folded into the keys once instead of every step
         kt = (split_heads(a.k_proj(encoder_out), a.num_heads) * scale).transpose(2, 3).contiguous()
+        # Kept in the dtype the projections give: bfloat16 under the int8 compute type, whose
+        # cross k/v layers (and experts, in inference) compute in it (backbone/quantize.py).
         v = split_heads(a.v_proj(encoder_out), a.num_heads)
-        dtype = getattr(model, "cross_attention_dtype", None)
-        ck.append(kt if dtype is None else kt.to(dtype))
-        cv.append(v if dtype is None else v.to(dtype))
+        ck.append(kt)
+        cv.append(v)
     n = len(dec.layers)
     bias = None
     if encoder_keep is not None:

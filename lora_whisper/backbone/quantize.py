@@ -14,6 +14,10 @@ activation scale of torch's dynamic int8 making one row's transcript depend on i
   float32 encoder differs there by ~5e-7). Elsewhere they stay float32.
 - The LoRA experts stay float32 and are routed as before.
 
+Applied when a backbone is loaded (`load_backbone(..., compute_type=)`, `open_run`, which
+injects the experts first), and recorded on it as `Backbone.compute_type`: the conversion
+is in place, so whoever holds the backbone sees what it computes in.
+
 Measured on the 2-core AMD EPYC here (whisper-base, batch 8 of 30 s windows, 1 thread):
 encoder 4.37 s (torch dynamic int8) vs 3.88 s (bfloat16); per-token quantisation costs about
 10 us per layer call at decoding batch sizes.
@@ -27,7 +31,7 @@ import warnings
 import torch
 from torch import nn
 
-from lora_whisper.backbone import COMPUTE_TYPES  # noqa: F401  (re-exported for the API)
+from lora_whisper.backbone import COMPUTE_TYPES, check_compute_type  # noqa: F401  (re-exported for the API)
 
 
 class Int8Linear(nn.Module):
@@ -94,7 +98,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
             for p in part.parameters():
                 if id(p) not in experts:
                     p.data = p.data.to(torch.bfloat16)
-        model.cross_attention_dtype = torch.bfloat16   # read by backbone.forward.init_cache
+        # The cross k/v projections now give bfloat16, and init_cache keeps their dtype.
     # Inside a LoRA wrapper the frozen base layer is the nn.Linear swapped; the experts stay.
     keep_float = {id(_base(p)) for p in cross_kv}
     _swap_linears(decoder, keep_float)
@@ -106,3 +110,18 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 def _base(layer: nn.Module) -> nn.Module:
     return getattr(layer, "base_layer", layer)
+
+
+def prepare(backbone, compute_type: str):
+    """Make a loaded Backbone (experts injected or not) compute in `compute_type`, in place,
+    and record it; for callers holding one in memory (tests, evaluation). Loading does it
+    with `load_backbone(..., compute_type=)` or `adapters.run.open_run(..., compute_type=)`."""
+    check_compute_type(compute_type)
+    if compute_type == backbone.compute_type:
+        return backbone
+    if backbone.compute_type != "float32":
+        raise ValueError(f"this backbone already computes in {backbone.compute_type}; "
+                         f"load it again for {compute_type}")
+    quantize_int8(backbone.model)
+    backbone.compute_type = compute_type
+    return backbone

@@ -41,7 +41,7 @@ from safetensors.torch import load_file
 
 from lora_whisper.adapters import run as rundir   # module access: tests patch rundir.save_run
 from lora_whisper.adapters.files import WEIGHTS_FILE
-from lora_whisper.adapters.model import check_expert_name
+from lora_whisper.adapters.model import check_expert_name, has_lora
 from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
@@ -141,7 +141,7 @@ def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, floa
     def routing_fn(batch: dict) -> Routing:
         B = len(batch["language_index"])
         if gates is not None:
-            gates.active = True
+            return gates.routing(language, B)   # carries theta's graph: the gates train
         if weights is not None:
             return Routing.from_weights(weights.expand(B, -1).clone())
         return Routing.single(e, B, len(bank.languages))
@@ -177,9 +177,7 @@ class _DevScorer:
         self.history: list[tuple[float, dict[str, float]]] = []
 
     def __call__(self):
-        if self.gates is not None:
-            self.gates.active = False  # dev decoding routes the mixture itself
-        mix = self.mixture_fn()
+        mix = self.mixture_fn()   # dev decoding routes the gates' current values, as floats
         scores = self.inner()
         self.history.append((macro_average(scores, clipped=True), mix))
         return scores
@@ -363,7 +361,7 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
              result, say) -> AddLanguageResult:
     """Fine-tune every weight on the new language (bare rows); OUT = fine-tuned Whisper + the
     original experts copied byte for byte."""
-    if getattr(backbone.model, "lora_routing", None) is not None:
+    if has_lora(backbone.model):
         raise UserError("full-ft needs a backbone without adapters injected")
     plan = full_ft(backbone, [prompt])
     work = target / WORK_DIR / language

@@ -1,9 +1,10 @@
 """Batched Whisper decoding: greedy, beam search, temperature fallback, language ID.
 
 Works on our real-length forward (`backbone.forward`): a batch of clips of mixed lengths is
-encoded once at the longest clip's length with padded frames masked. Per-row LoRA routing, if
-the model carries a bank (`model.lora_routing`), follows the rows through beam expansion and
-the dropping of finished rows.
+encoded once at the longest clip's length with padded frames masked. Per-row LoRA routing
+(`Router`) follows the rows through beam expansion and the dropping of finished rows, and is
+given to each forward call (encode, the cross-attention cache, each token step) in its own
+`routed` block: a decode run in between (`preemptible`) cannot leave its routing behind.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from lora_whisper.adapters.routing import Routing, routed
 from lora_whisper.backbone.forward import KVCache, decoder_step, encode, init_cache
 from lora_whisper.backbone.vocab import Vocabulary
 
@@ -75,9 +77,10 @@ _PREEMPT = threading.local()
 
 @contextmanager
 def preemptible(hook):
-    """Decoding in this block calls `hook()` between token steps; the hook may run other
-    decodes on the same model (a server serving short requests in the middle of a long
-    window) and returns True if it did, so the routing of the rows here is set again."""
+    """Decoding in this block calls `hook()` between encoder layers and token steps; the hook
+    may run other decodes on the same model (a server serving short requests in the middle of
+    a long window). Its return value is not used: each forward call here is given its
+    routing anew, so whatever the hook ran leaves nothing to restore."""
     before = getattr(_PREEMPT, "hook", None)
     _PREEMPT.hook = hook
     try:
@@ -86,52 +89,39 @@ def preemptible(hook):
         _PREEMPT.hook = before
 
 
-def _yield_point(router: "_Router") -> None:
+def _yield_point() -> None:
     hook = getattr(_PREEMPT, "hook", None)
     if hook is None:
         return
     _PREEMPT.hook = None   # decodes run by the hook are not themselves preempted
     try:
-        if hook():
-            router._apply()
+        hook()
     finally:
         _PREEMPT.hook = hook
 
 
-def _routing_state(model):
-    return getattr(model, "lora_routing", None)
+class Router:
+    """The LoRA routing of the decoder's current rows (None: the bare backbone), kept aligned
+    with them as they are expanded into beams and dropped when finished. Every forward call
+    runs inside `scope()`."""
 
+    def __init__(self, routing: Routing | None):
+        self.routing = routing
+        self.current = routing
 
-class _Router:
-    """Keeps the model's per-row LoRA routing aligned with the decoder's rows."""
-
-    def __init__(self, model, routing):
-        self.state = _routing_state(model)
-        self.routing = routing if self.state is not None else None
-        self.current = self.routing
-        self._apply()
-
-    def _apply(self):
-        if self.state is not None:
-            self.state.set(self.current)
+    def scope(self):
+        return routed(self.current)
 
     def reset(self):
         self.current = self.routing
-        self._apply()
 
     def expand(self, n: int):
         if self.current is not None and n > 1:
             self.current = self.current.repeat_interleave(n)
-            self._apply()
 
     def select(self, index: torch.Tensor):
         if self.current is not None:
             self.current = self.current.index_select(index)
-            self._apply()
-
-    def close(self):
-        if self.state is not None:
-            self.state.set(None)
 
 
 def _token_mask(vocab: Vocabulary, vocab_size: int, device,
@@ -205,7 +195,7 @@ def _no_speech(prompt_logits: torch.Tensor, vocab: Vocabulary) -> list[float | N
 
 
 def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
-                      temperature: float, router: _Router, generator, rules: "_TimestampRules | None" = None,
+                      temperature: float, router: Router, generator, rules: "_TimestampRules | None" = None,
                       budget: list[int] | None = None, token_lps: list[list[float]] | None = None
                       ) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
@@ -213,7 +203,8 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
     tokens: list[list[int]] = [[] for _ in range(B)]
     sum_lp = [0.0] * B
     alive = torch.arange(B)
-    prompt_logits = decoder_step(model, prompt, cache)
+    with router.scope():
+        prompt_logits = decoder_step(model, prompt, cache)
     no_speech = _no_speech(prompt_logits, vocab)
     logits = prompt_logits[:, -1]
     for step in range(max_new):
@@ -244,13 +235,14 @@ def _greedy_or_sample(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabu
             nxt = nxt[keep]
             cache = cache.keep_rows(keep)
             router.select(keep)
-        _yield_point(router)
-        logits = decoder_step(model, nxt[:, None], cache)[:, -1]
+        _yield_point()
+        with router.scope():
+            logits = decoder_step(model, nxt[:, None], cache)[:, -1]
     return tokens, [s / (len(t) + 1) for s, t in zip(sum_lp, tokens)], no_speech
 
 
 def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary, max_new: int,
-                 beam: int, router: _Router, rules: "_TimestampRules | None" = None,
+                 beam: int, router: Router, rules: "_TimestampRules | None" = None,
                  budget: list[int] | None = None) -> tuple[list[list[int]], list[float], list[float | None]]:
     B = prompt.shape[0]
     V = model.config.vocab_size
@@ -264,7 +256,8 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
     seqs: list[list[list[int]]] = [[[] for _ in range(beam)] for _ in range(B)]
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
     row_done = [False] * B
-    prompt_logits = decoder_step(model, prompt, cache)
+    with router.scope():
+        prompt_logits = decoder_step(model, prompt, cache)
     no_speech = _no_speech(prompt_logits[::beam], vocab)
     logits = prompt_logits[:, -1]
     beam_rows = [b for b in range(B) for _ in range(beam)]
@@ -309,8 +302,9 @@ def _beam_search(model, cache: KVCache, prompt: torch.Tensor, vocab: Vocabulary,
         index = (torch.arange(B)[:, None] * beam + src).view(-1)
         cache = cache.select(index)
         router.select(index)
-        _yield_point(router)
-        logits = decoder_step(model, nxt.view(-1, 1), cache)[:, -1]
+        _yield_point()
+        with router.scope():
+            logits = decoder_step(model, nxt.view(-1, 1), cache)[:, -1]
     out_tokens, out_lp = [], []
     for b in range(B):
         pool = finished[b] or [(float(scores[b, k]), seqs[b][k]) for k in range(beam)
@@ -329,61 +323,62 @@ def decode_batch(model, vocab: Vocabulary, features: torch.Tensor, frame_lengths
     B = features.shape[0]
     if len(prompts) != B or len({len(p) for p in prompts}) != 1:
         raise ValueError("one prompt per row, all of the same length")
-    router = _Router(model, routing)
-    try:
-        enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths,
-                                                                between_layers=lambda: _yield_point(router))
-        max_ctx = model.config.max_target_positions // 2
-        max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
-        prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
-        # The last timestamp each row's audio allows: its number of encoder positions.
-        max_index = [enc.shape[1]] * B if keep is None else keep.sum(1).tolist()
-        rate = options.max_tokens_per_second
-        budget = None if rate is None else [int(8 + rate * n * TIME_PRECISION) for n in max_index]
-        results: list[DecodeResult | None] = [None] * B
-        todo = list(range(B))
-        # Per row and seeded alike: identical inputs sample identically, whatever the batch.
-        generators = [torch.Generator().manual_seed(options.seed) for _ in range(B)]
-        for t_i, temperature in enumerate(options.temperatures):
-            idx = torch.tensor(todo)
-            router.reset()
-            router.select(idx) if len(todo) < B else None
-            sub_keep = None if keep is None else keep[idx]
+    router = Router(routing)
+    if encoded is not None:
+        enc, keep = encoded
+    else:
+        with router.scope():
+            enc, keep = encode(model, features, frame_lengths, between_layers=_yield_point)
+    max_ctx = model.config.max_target_positions // 2
+    max_new = min(options.max_new_tokens or max_ctx, model.config.max_target_positions - len(prompts[0]))
+    prompt = torch.tensor(prompts, dtype=torch.long, device=features.device)
+    # The last timestamp each row's audio allows: its number of encoder positions.
+    max_index = [enc.shape[1]] * B if keep is None else keep.sum(1).tolist()
+    rate = options.max_tokens_per_second
+    budget = None if rate is None else [int(8 + rate * n * TIME_PRECISION) for n in max_index]
+    results: list[DecodeResult | None] = [None] * B
+    todo = list(range(B))
+    # Per row and seeded alike: identical inputs sample identically, whatever the batch.
+    generators = [torch.Generator().manual_seed(options.seed) for _ in range(B)]
+    for t_i, temperature in enumerate(options.temperatures):
+        idx = torch.tensor(todo)
+        router.reset()
+        router.select(idx) if len(todo) < B else None
+        sub_keep = None if keep is None else keep[idx]
+        with router.scope():   # the cross-attention k/v projections are LoRA layers too
             cache = init_cache(model, enc[idx], sub_keep)
-            sub_rules = _TimestampRules(vocab, options, [max_index[i] for i in todo]) if options.timestamps else None
-            sub_budget = None if budget is None else [budget[i] for i in todo]
-            token_lps = None
-            if temperature == 0 and options.beam_size > 1:
-                toks, lps, nsp = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size,
-                                              router, sub_rules, sub_budget)
-            else:
-                token_lps = [[] for _ in todo]   # per row: each token's log-probability
-                toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
-                                                   router, [generators[i] for i in todo], sub_rules, sub_budget,
-                                                   token_lps)
-            last = t_i == len(options.temperatures) - 1
-            retry = []
-            for k, (row, t, lp, ns) in enumerate(zip(todo, toks, lps, nsp)):
-                text = vocab.decode(t)
-                res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns,
-                                   token_logprobs=None if token_lps is None else token_lps[k])
-                bad = ((options.compression_ratio_threshold is not None
-                        and res.compression_ratio > options.compression_ratio_threshold)
-                       or (options.logprob_threshold is not None and lp < options.logprob_threshold
-                           # Whisper does not retry what it takes for silence (short clips
-                           # get the no-speech rule too: Transcriber._decode_short)
-                           and not is_silence(res, options)))
-                prev = results[row]
-                if prev is None or better_result(res, prev, options):
-                    results[row] = res
-                if bad and not last:
-                    retry.append(row)
-            if not retry:
-                break
-            todo = retry
-        return [r for r in results if r is not None]
-    finally:
-        router.close()
+        sub_rules = _TimestampRules(vocab, options, [max_index[i] for i in todo]) if options.timestamps else None
+        sub_budget = None if budget is None else [budget[i] for i in todo]
+        token_lps = None
+        if temperature == 0 and options.beam_size > 1:
+            toks, lps, nsp = _beam_search(model, cache, prompt[idx], vocab, max_new, options.beam_size,
+                                          router, sub_rules, sub_budget)
+        else:
+            token_lps = [[] for _ in todo]   # per row: each token's log-probability
+            toks, lps, nsp = _greedy_or_sample(model, cache, prompt[idx], vocab, max_new, temperature,
+                                               router, [generators[i] for i in todo], sub_rules, sub_budget,
+                                               token_lps)
+        last = t_i == len(options.temperatures) - 1
+        retry = []
+        for k, (row, t, lp, ns) in enumerate(zip(todo, toks, lps, nsp)):
+            text = vocab.decode(t)
+            res = DecodeResult(t, text, lp, compression_ratio(text), temperature, no_speech_prob=ns,
+                               token_logprobs=None if token_lps is None else token_lps[k])
+            bad = ((options.compression_ratio_threshold is not None
+                    and res.compression_ratio > options.compression_ratio_threshold)
+                   or (options.logprob_threshold is not None and lp < options.logprob_threshold
+                       # Whisper does not retry what it takes for silence (short clips
+                       # get the no-speech rule too: Transcriber._decode_short)
+                       and not is_silence(res, options)))
+            prev = results[row]
+            if prev is None or better_result(res, prev, options):
+                results[row] = res
+            if bad and not last:
+                retry.append(row)
+        if not retry:
+            break
+        todo = retry
+    return [r for r in results if r is not None]
 
 
 def better_result(new: DecodeResult, old: DecodeResult, options: DecodeOptions) -> bool:
@@ -405,14 +400,11 @@ def language_probs(model, vocab: Vocabulary, features: torch.Tensor, frame_lengt
     in that order.
     """
     codes = candidates or vocab.languages
-    router = _Router(model, routing)
-    try:
+    with routed(routing):
         enc, keep = encoded if encoded is not None else encode(model, features, frame_lengths)
         cache = init_cache(model, enc, keep)
         sot = torch.full((enc.shape[0], 1), vocab.sot, dtype=torch.long, device=enc.device)
         logits = decoder_step(model, sot, cache)[:, -1].float()
-        ids = torch.tensor([vocab.language_ids[c] for c in codes], device=enc.device)
-        return F.softmax(logits[:, ids], dim=-1)
-    finally:
-        router.close()
+    ids = torch.tensor([vocab.language_ids[c] for c in codes], device=enc.device)
+    return F.softmax(logits[:, ids], dim=-1)
 

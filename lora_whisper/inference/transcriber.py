@@ -15,19 +15,25 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lora_whisper.adapters.run import RUN_FILE, RouteTable, is_run, open_run, unrouted_experts
 from lora_whisper.audio import AudioStream, check_finite, load_audio, probe_duration
+from lora_whisper.backbone import check_compute_type
 from lora_whisper.backbone.forward import encode
 from lora_whisper.backbone.load import Backbone, load_backbone
-from lora_whisper.backbone.quantize import COMPUTE_TYPES, quantize_int8
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
                                          TAIL_SECONDS, log_mel, loudness)
 from lora_whisper.errors import UserError
+from lora_whisper.inference.chunked import transcribe_chunked
 from lora_whisper.inference.decoding import DecodeOptions, better_result, decode_batch, is_silence, preemptible
+from lora_whisper.inference.language_id import detect, detect_features, lid_token
 from lora_whisper.inference.longform import Cursor, Piece, split_segments
 from lora_whisper.inference.loops import guard
 from lora_whisper.inference.routing_policy import Route, RoutingPolicy, routes_for, sticky
+from lora_whisper.inference.vad import VadOptions
+from lora_whisper.inference.window_language import cut_at_language_changes
+from lora_whisper.inference.words import align_rows
 
 
 @dataclass
@@ -76,14 +82,10 @@ SHORT_SECONDS = 29.0
 class Transcriber:
     def __init__(self, backbone: Backbone, bank=None, run_info=None, pad_30s: bool = False,
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
-                 compute_type: str = "float32", backbone_tail_seconds: float | None = None,
+                 backbone_tail_seconds: float | None = None,
                  candidates: "Sequence[str] | str | None" = None, policy: RoutingPolicy | None = None):
-        if compute_type not in COMPUTE_TYPES:
-            raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
-        if compute_type == "int8":
-            # In place: `backbone.model` serves this Transcriber only from here on.
-            quantize_int8(backbone.model)   # the experts in `bank` stay float32
-        self.compute_type = compute_type
+        # What the backbone computes in was chosen when it was loaded (load(compute_type=...)).
+        self.compute_type = backbone.compute_type
         self.backbone = backbone
         self.route_all = route_all if route_all is not None else (run_info.shared_expert if run_info is not None else None)
         self.bank = bank
@@ -129,8 +131,6 @@ class Transcriber:
         """The languages detection chooses from with a run: its experts' (those Whisper's
         language ID can score); None (every backbone language) without a run or for a
         shared expert."""
-        from lora_whisper.inference.language_id import lid_token
-
         if self.bank is None or self.route_all:
             return None
         codes = [e for e in self.bank.languages if lid_token(self, e) in self.vocab.language_ids]
@@ -225,8 +225,6 @@ class Transcriber:
         return out[0] if single else out
 
     def _detect(self, clips: list[np.ndarray], candidates=None, method: str | None = None) -> list[dict[str, float]]:
-        from lora_whisper.inference.language_id import detect
-
         return detect(self, clips, candidates, method or self.policy.lid)
 
     # -- transcription -----------------------------------------------------------------------------
@@ -300,15 +298,10 @@ class Transcriber:
         short.sort()
         bar = None
         if progress and (len(items) > 3 or total > 120):  # in seconds of audio, for long files too
-            from tqdm import tqdm
-
             bar = tqdm(total=round(total), unit="s", unit_scale=True, desc="transcribing", delay=1.0)
         job = TranscribeJob(items, forced, outs, opts, single, bar, on_result, between_windows, preempt,
                    on_segment=on_segment, words=word_timestamps, candidates=cands, policy=policy)
         if vad:
-            from lora_whisper.inference.chunked import transcribe_chunked
-            from lora_whisper.inference.vad import VadOptions
-
             transcribe_chunked(self, job, list(range(len(items))), vad if isinstance(vad, VadOptions) else VadOptions(),
                                words=word_timestamps)
         else:
@@ -410,8 +403,6 @@ class Transcriber:
     def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
                offsets: list[float] | None = None, results: list | None = None, specs: list | None = None):
         """Words per row per piece (words.py), routed as the rows were decoded."""
-        from lora_whisper.inference.words import align_rows
-
         enc, keep = encoded
         prompts = [self.vocab.sot_sequence(self.prompt_language(lang), timestamps=True) for lang in languages]
         return align_rows(self, enc, prompts, self._route_rows(languages, specs), pieces_per_row, samples, offsets,
@@ -573,8 +564,6 @@ class Transcriber:
                     decoded.append([pieces, step])
                 window_probs = [lang[c.index][1] or {} for c in active]   # before a cut moves them on
                 if self._per_window(job) and job.policy.cut_on_switch:
-                    from lora_whisper.inference.window_language import cut_at_language_changes
-
                     cut_at_language_changes(self, job, active, windows, decoded, lang, redo)
                 words = None
                 if encoded is not None:
@@ -645,8 +634,6 @@ class Transcriber:
     def _window_languages(self, job: "TranscribeJob", active: list[Cursor], features, lang: dict) -> None:
         """A language per window of the inputs left to detection, on the decoder's own
         features, one batch per candidate set; sticky across windows (routing_policy.sticky)."""
-        from lora_whisper.inference.language_id import detect_features
-
         groups: dict[tuple | None, list[int]] = {}
         for row, cur in enumerate(active):
             if not job.forced[cur.index]:
@@ -707,18 +694,21 @@ class TranscribeJob:
     policy: RoutingPolicy = RoutingPolicy()
 
 
-def load(source: str | None = None, run: str | Path | None = None, **kwargs) -> Transcriber:
+def load(source: str | None = None, run: str | Path | None = None, compute_type: str = "float32",
+         **kwargs) -> Transcriber:
     """`lora_whisper.load()` -> the embedded whisper-base; `load(run="RUN")` -> a trained run
     (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
-    With a run, `source` overrides where its backbone is found."""
+    With a run, `source` overrides where its backbone is found. `compute_type` "int8": the
+    backbone quantised for CPU inference (backbone/quantize.py; experts stay float32)."""
+    check_compute_type(compute_type)
     if run is None and source is not None and is_run(str(source)):
         run, source = source, None
     if run is None:
-        return Transcriber(load_backbone(source), **kwargs)
+        return Transcriber(load_backbone(source, compute_type=compute_type), **kwargs)
     run = Path(run)
     if run.exists() and not run.is_dir():
         raise UserError(f"{run}: is a file; --run takes a run directory (it holds {RUN_FILE})")
-    backbone, bank, info = open_run(run, source)
+    backbone, bank, info = open_run(run, source, compute_type=compute_type)
     if bank is None:   # a full fine-tune: every weight was trained with TAIL_SECONDS
         kwargs.setdefault("backbone_tail_seconds", TAIL_SECONDS)
     lost = unrouted_experts(info, backbone.vocab.languages) if info is not None else []

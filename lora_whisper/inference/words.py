@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from lora_whisper.backbone.forward import merge_heads, split_heads
 from lora_whisper.data.features import HOP_LENGTH, SAMPLE_RATE
+from lora_whisper.inference.decoding import Router
 
 FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH / 2   # encoder positions per second (50)
 MEDIAN_FILTER = 7
@@ -283,8 +284,6 @@ def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_p
     timeline (seconds; default 0); `results`: the rows' DecodeResults, whose per-token
     log-probabilities give the words' probabilities (else one more projection per row:
     Whisper's softmax over text tokens)."""
-    from lora_whisper.inference.decoding import _Router
-
     vocab, model = t.vocab, t.model
     out: list[list[list[Word]]] = [[[] for _ in pieces] for pieces in pieces_per_row]
     rows = [r for r, pieces in enumerate(pieces_per_row) if any(p.tokens for p in pieces)]
@@ -299,13 +298,12 @@ def align_rows(t, enc: torch.Tensor, prompts: list[list[int]], routing, pieces_p
     heads = alignment_heads(model)
     index = torch.tensor(rows)
     given = [_text_probs(vocab, results[r]) if results is not None else None for r in rows]
-    router = _Router(model, routing)
-    try:
-        router.select(index) if len(rows) < enc.shape[0] else None
+    router = Router(routing)
+    if len(rows) < enc.shape[0]:
+        router.select(index)
+    with router.scope():
         states, qk = forced_attention(model, batch, enc[index], heads, None if keep is None else keep[index],
                                       hidden=any(g is None or len(g) < len(x) for g, x in zip(given, texts)))
-    finally:
-        router.close()
     for k, r in enumerate(rows):
         n_sot, n_text = len(sot[k]), len(texts[k])
         frames = max(1, min(qk.shape[-1], int(round(samples[r] / HOP_LENGTH / 2))))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +98,8 @@ def forward_loss(model, batch: dict, routing, autocast: bool,
     (not the prompt, not the padding): the same loss, without a third of the largest matmul
     and softmax of the step."""
     device = next(model.parameters()).device
-    routing_ctx = routed(model, routing) if getattr(model, "lora_routing", None) is not None else nullcontext()
     labels = batch["labels"].to(device)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast), routing_ctx:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast), routed(routing):
         enc, keep = encode(model, batch["input_features"].to(device), batch["frame_lengths"].to(device))
         if labelled_only:
             hidden = decoder_hidden(model, batch["decoder_input_ids"].to(device), enc, keep)

@@ -71,7 +71,8 @@ def test_peft_loads_our_adapter(run, tiny_dir):
     wrapped = {n.removeprefix("base_model.model.") for n, m in pm.named_modules() if hasattr(m, "lora_A")
                and isinstance(m.lora_A, torch.nn.ModuleDict)}
     assert wrapped == set(bank.layers)
-    with routed(bank.model.eval(), bank.routing_for(["pt"])):
+    bank.model.eval()
+    with routed(bank.routing_for(["pt"])):
         ours = hf_logits(bank.model)
     assert (hf_logits(pm) - ours).abs().max() <= 1e-5
 
@@ -90,7 +91,8 @@ def test_we_load_an_adapter_saved_by_peft(tmp_path, tiny, tiny_dir, targets):
     pm.save_pretrained(str(tmp_path / "peft"))
     bank = inject(tiny.model, LoraSpec(), ["pl"])
     assert load_peft_adapter(bank, "it", tmp_path / "peft") == 1
-    with routed(bank.model.eval(), bank.routing_for(["it"])):
+    bank.model.eval()
+    with routed(bank.routing_for(["it"])):
         ours = hf_logits(bank.model)
     assert (hf_logits(pm) - ours).abs().max() <= 1e-5
 
@@ -158,7 +160,8 @@ def test_one_sided_adapters_load_in_peft(tmp_path, tiny, tiny_dir, side, randomi
     save_run(tmp_path / "run", bank, tiny)
     pm = PeftModel.from_pretrained(WhisperForConditionalGeneration.from_pretrained(str(tiny_dir)),
                                    str(tmp_path / "run/adapters/pl")).eval()
-    with routed(bank.model.eval(), bank.routing_for(["pl"])):
+    bank.model.eval()
+    with routed(bank.routing_for(["pl"])):
         ours = hf_logits(bank.model)
     assert (hf_logits(pm) - ours).abs().max() <= 1e-5
     bank2, _ = load_run(tmp_path / "run", load_backbone(str(tiny_dir)))

@@ -21,7 +21,7 @@ def test_adamw_on_one_language_changes_only_that_expert(make_bank, batch):
     before = snapshot(model)
     # Every parameter is handed to the optimizer (with weight decay): a frozen one must still not move.
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
-    with routed(model, bank.routing_for(["pt", "pl", "pt"])):
+    with routed(bank.routing_for(["pt", "pl", "pt"])):
         for _ in range(3):
             enc, keep = encode(model, feats, lengths)
             out = decoder_logits(model, tokens[:, :-1], enc, keep)

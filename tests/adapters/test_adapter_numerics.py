@@ -32,7 +32,7 @@ def test_single_language_equals_peft(make_bank, tiny_dir, spec):
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(2, 80, 3000, generator=g)  # transformers' forward insists on 30 s
     ids = torch.tensor([[50258, 50267, 50359, 50363, 440, 1080]] * 2)
-    with torch.no_grad(), routed(model, bank.routing_for(["pt", "pt"])):
+    with torch.no_grad(), routed(bank.routing_for(["pt", "pt"])):
         ours_hf = model(input_features=feats, decoder_input_ids=ids).logits
         ours = logits(model, feats, None, ids)
     with torch.no_grad():
@@ -50,15 +50,14 @@ def test_mixed_batch_equals_each_row_alone(make_bank, batch):
     model = bank.model.eval()
     rows = ["pl", None, "de"]
     with torch.no_grad():
-        with routed(model, bank.routing_for(rows)):
+        with routed(bank.routing_for(rows)):
             mixed = logits(model, feats, lengths, tokens)
         for i, lang in enumerate(rows):
-            with routed(model, bank.routing_for([lang])):
+            with routed(bank.routing_for([lang])):
                 alone = logits(model, feats[i:i + 1, :, :lengths[i]], lengths[i:i + 1], tokens[i:i + 1])
             assert close(mixed[i], alone[0]), lang
-        with routed(model, Routing.none(3)):
+        with routed(Routing.none(3)):
             bare = logits(model, feats, lengths, tokens)
-        model.lora_routing.set(None)
         assert torch.equal(logits(model, feats, lengths, tokens), bare)
     # A row with no adapter gets the backbone's own numbers, bit for bit.
     assert torch.equal(mixed[1], bare[1])
@@ -75,24 +74,26 @@ def test_cached_decoding_with_beams_matches_rows_alone(make_bank, batch):
     def run(route_rows, f, n, toks):
         routing = bank.routing_for(route_rows)
         out = []
-        with torch.no_grad(), routed(model, routing) as state:
-            enc, keep = encode(model, f, n)
-            cache = init_cache(model, enc, keep)
-            state.set(routing.repeat_interleave(beam))
+        with torch.no_grad():
+            with routed(routing):
+                enc, keep = encode(model, f, n)
+                cache = init_cache(model, enc, keep)
+            beams = routing.repeat_interleave(beam)
             cache = cache.select(torch.arange(len(route_rows)).repeat_interleave(beam))
             toks = toks.repeat_interleave(beam, 0)
-            out.append(decoder_step(model, toks[:, :4], cache))
-            for t in range(4, toks.shape[1]):
-                out.append(decoder_step(model, toks[:, t:t + 1], cache))
+            with routed(beams):
+                out.append(decoder_step(model, toks[:, :4], cache))
+                for t in range(4, toks.shape[1]):
+                    out.append(decoder_step(model, toks[:, t:t + 1], cache))
             # Drop every second beam, as a decoder drops finished rows.
             keep_rows = torch.arange(0, toks.shape[0], 2)
-            state.set(state.get().index_select(keep_rows))
             cache = cache.select(keep_rows)
-            out.append(decoder_step(model, toks[keep_rows, -1:], cache).repeat_interleave(beam, 0))
+            with routed(beams.index_select(keep_rows)):
+                out.append(decoder_step(model, toks[keep_rows, -1:], cache).repeat_interleave(beam, 0))
         return torch.cat(out, dim=1)
 
     mixed = run(rows, feats, lengths, tokens)
-    with torch.no_grad(), routed(model, bank.routing_for(rows)):
+    with torch.no_grad(), routed(bank.routing_for(rows)):
         full = logits(model, feats, lengths, tokens)
     assert close(mixed[::beam, : tokens.shape[1]], full)
     for i, lang in enumerate(rows):
@@ -105,7 +106,7 @@ def test_moe_row_is_the_formula(make_bank):
     layer = bank.layers["model.decoder.layers.1.encoder_attn.v_proj"]
     x = torch.randn(3, 5, layer.in_features)
     mix = {"pl": 0.6, "de": 0.25}
-    with torch.no_grad(), routed(bank.model, bank.routing_for([mix, "pt", None])):
+    with torch.no_grad(), routed(bank.routing_for([mix, "pt", None])):
         y = layer(x)
     base = layer.base_layer(x)
     s = bank.spec.scale
@@ -123,9 +124,9 @@ def test_moe_row_in_a_batch_equals_it_alone(make_bank, batch):
     model = bank.model.eval()
     rows = [{"pl": 0.5, "pt": 0.3, "de": 1.0}, "pt", None]
     with torch.no_grad():
-        with routed(model, bank.routing_for(rows)):
+        with routed(bank.routing_for(rows)):
             mixed = logits(model, feats, lengths, tokens)
-        with routed(model, bank.routing_for(rows[:1])):
+        with routed(bank.routing_for(rows[:1])):
             alone = logits(model, feats[:1], lengths[:1], tokens[:1])
     assert close(mixed[0], alone[0])
 
@@ -136,13 +137,13 @@ def test_merge_equals_routed_and_unmerge_is_bit_exact(make_bank, batch):
     model = bank.model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        with routed(model, bank.routing_for(["pt"] * 3)):
+        with routed(bank.routing_for(["pt"] * 3)):
             routed_out = logits(model, feats, lengths, tokens)
         bank.merge("pt")
         merged = logits(model, feats, lengths, tokens)  # no routing: plain Whisper, expert baked in
-        with routed(model, bank.routing_for(["pt"] * 3)):
+        with routed(bank.routing_for(["pt"] * 3)):
             assert torch.equal(logits(model, feats, lengths, tokens), merged)
-        with routed(model, bank.routing_for(["pl"] * 3)), pytest.raises(RuntimeError, match="merged"):
+        with routed(bank.routing_for(["pl"] * 3)), pytest.raises(RuntimeError, match="merged"):
             logits(model, feats, lengths, tokens)
         bank.unmerge()
     assert close(merged, routed_out)
@@ -156,14 +157,14 @@ def test_bf16_autocast_runs_mixed_moe_and_trains(make_bank, batch):
     model = bank.model
     params = bank.set_trainable(["pl"])
     model.train()
-    with routed(model, bank.routing_for(["pl", {"pl": 0.5, "pt": 0.5}, None])):
+    with routed(bank.routing_for(["pl", {"pl": 0.5, "pt": 0.5}, None])):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = logits(model, feats, lengths, tokens)
         out.float().logsumexp(-1).mean().backward()
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in params)
     model.eval()
-    with torch.no_grad(), routed(model, bank.routing_for(["pl", "pt", "de"])):
+    with torch.no_grad(), routed(bank.routing_for(["pl", "pt", "de"])):
         ref = logits(model, feats, lengths, tokens)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = logits(model, feats, lengths, tokens)

@@ -24,10 +24,10 @@ def test_real_whisper_base_bank(real_backbone, tmp_path, randomize_bank):
     tokens = torch.tensor([[50258, 50269, 50359, 50363]] * 2)
     model = bb.model.eval()
     with torch.no_grad():
-        with routed(model, bank.routing_for(["pt", "pl"])):
+        with routed(bank.routing_for(["pt", "pl"])):
             enc, keep = encode(model, feats, lengths)
             mixed = decoder_logits(model, tokens, enc, keep)
-        with routed(model, bank.routing_for(["pl"])):
+        with routed(bank.routing_for(["pl"])):
             enc, keep = encode(model, feats[1:, :, : lengths[1]], lengths[1:])
             alone = decoder_logits(model, tokens[1:], enc, keep)
     # fp32 rounding of different batch shapes, on logits of magnitude ~10: 2e-5 seen

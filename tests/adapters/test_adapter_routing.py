@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from lora_whisper.adapters import AdapterError, Routing, routed, set_routing
+import threading
+
+from lora_whisper.adapters import AdapterError, Routing, current_routing, routed
 
 
 def test_kinds():
@@ -37,16 +39,40 @@ def test_repeat_and_select_follow_the_rows():
 
 def test_state_set_get_and_context(make_bank):
     bank = make_bank()
-    model = bank.model
-    assert model.lora_routing.get() is None
+    assert current_routing() is None
     r = bank.routing_for(["pl", None, "de"])
     assert r.index.tolist() == [0, -1, 2]
-    with routed(model, r):
-        assert model.lora_routing.get() is r
-    assert model.lora_routing.get() is None
-    set_routing(model, r)
-    assert bank.state.get() is r
-    model.lora_routing.set(None)
+    with routed(r):
+        assert current_routing() is r
+        with routed(None):   # an inner call on the bare backbone
+            assert current_routing() is None
+        assert current_routing() is r
+    assert current_routing() is None
+    assert not hasattr(bank.model, "lora_routing")   # routing is per call, not on the model
+
+
+def test_routing_is_per_thread(make_bank):
+    bank = make_bank()
+    r = bank.routing_for(["pl"])
+    seen = []
+    with routed(r):
+        t = threading.Thread(target=lambda: seen.append(current_routing()))
+        t.start()
+        t.join()
+        assert current_routing() is r
+    assert seen == [None]
+
+
+def test_learned_weights_keep_their_graph():
+    g = torch.tensor([0.25, 0.5], requires_grad=True)
+    W = torch.stack([torch.ones(()), g[0], g[1]]).expand(2, -1)
+    r = Routing.from_weights(W)
+    assert r.kind == "mixture" and not r.weights.requires_grad
+    total = sum(s.weights.sum() for s in r.slots())
+    total.backward()
+    assert g.grad.tolist() == [2.0, 2.0]
+    beams = r.repeat_interleave(2).index_select([0, 3])
+    assert beams.live is not None and torch.allclose(beams.dense(), W.detach())
 
 
 def test_routing_for_names_mixtures_and_unknown(make_bank):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lora_whisper.backbone.forward import decoder_logits, decoder_step, encode, init_cache
-from lora_whisper.backbone.quantize import Int8Linear, native_bf16, quantize_int8
+from lora_whisper.backbone.load import load_backbone
+from lora_whisper.backbone.quantize import Int8Linear, native_bf16, prepare, quantize_int8
 from lora_whisper.data.features import log_mel
 from lora_whisper.inference.decoding import DecodeOptions
 from lora_whisper.inference.transcriber import Transcriber
@@ -30,8 +31,6 @@ def test_int8_linear_is_close_and_rows_are_independent():
 
 
 def test_int8_model_tracks_float32(tiny, tiny_dir, rng):
-    from lora_whisper.backbone.load import load_backbone
-
     feats, lens = log_mel([rng.standard_normal(16000 * 3).astype(np.float32) * 0.1])
     ids = torch.tensor([tiny.vocab.sot_sequence("en") + [300, 400, 500]])
     with torch.no_grad():
@@ -56,7 +55,7 @@ def test_int8_routed_mixed_batch_equals_rows_alone(tiny, rng):
 
     bank = inject(tiny.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en"], seed=0)
     perturb_experts(bank, 0.5, 1)
-    t = Transcriber(tiny, bank=bank, options=GREEDY, compute_type="int8")
+    t = Transcriber(prepare(tiny, "int8"), bank=bank, options=GREEDY)
     assert all(p.dtype == torch.float32 for p in bank.parameters_of("de"))  # experts stay float32
     clips = [rng.standard_normal(16000 * 3).astype(np.float32) * 0.1 for _ in range(4)]
     langs = ["de", "en", "de", "en"]
@@ -67,6 +66,6 @@ def test_int8_routed_mixed_batch_equals_rows_alone(tiny, rng):
     assert together[0].text != t.transcribe(clips[0], language="en").text  # the expert matters
 
 
-def test_unknown_compute_type_is_refused(tiny):
+def test_unknown_compute_type_is_refused(tiny_dir):
     with pytest.raises(ValueError, match="float32, int8"):
-        Transcriber(tiny, compute_type="int4")
+        load_backbone(str(tiny_dir), compute_type="int4")

@@ -115,6 +115,7 @@ def test_moe_top_k_one_and_more_than_the_run_has(base_run, corpus, fast):
 
 
 def test_learned_gates_equal_the_stored_mixture_and_move(base_run, corpus, fast):
+    from lora_whisper.adapters.routing import routed as routed_scope
     from lora_whisper.adapters.run import load_run
     from lora_whisper.backbone.forward import decoder_logits, encode
     from lora_whisper.backbone.load import load_backbone
@@ -130,18 +131,16 @@ def test_learned_gates_equal_the_stored_mixture_and_move(base_run, corpus, fast)
     feats = torch.randn(2, 80, 40, generator=torch.Generator().manual_seed(0))
     ids = torch.tensor([[50258, 50267, 50359, 50363, 440]] * 2)
 
-    def logits(routing, active):
-        gates.active = active
-        bank.set_routing(routing)
-        enc, keep = encode(bb.model, feats, None)
-        return decoder_logits(bb.model, ids, enc, keep)
+    def logits(routing):
+        with routed_scope(routing):
+            enc, keep = encode(bb.model, feats, None)
+            return decoder_logits(bb.model, ids, enc, keep)
 
     with torch.no_grad():
-        hooked = logits(bank.routing_for(["pt", "pt"]), True)
+        hooked = logits(gates.routing("pt", 2))
         mix = {"pt": 1.0, **gates.mixture()}
-        routed = logits(bank.routing_for([mix, mix]), False)
+        routed = logits(bank.routing_for([mix, mix]))
     assert torch.allclose(hooked, routed, atol=1e-5)
-    gates.remove()
 
     res = add_language(base_run, "pt", str(corpus["train-pt"]), init="moe", learned_gates=True,
                        similarity=FAKE, dev=str(corpus["dev-pt"]), train=fast, log=None)

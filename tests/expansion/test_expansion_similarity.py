@@ -58,6 +58,7 @@ def test_refuses_nothing_to_rank():
 def test_uses_the_bare_backbone_even_with_adapters_injected(base_run, corpus):
     """The probabilities are those of Whisper alone: the same with the run's (nonzero)
     experts loaded into the model as without them."""
+    from lora_whisper.adapters.routing import routed
     from lora_whisper.adapters.run import load_run, read_run
     from lora_whisper.backbone.load import load_backbone
     from lora_whisper.expansion.similarity import similarity_for_run
@@ -67,8 +68,8 @@ def test_uses_the_bare_backbone_even_with_adapters_injected(base_run, corpus):
     sim_bare, code = similarity_for_run(base_run, str(corpus["train-pt"]), backbone=bare)
     loaded = load_backbone(info.backbone_source)
     bank, _ = load_run(base_run, loaded)
-    bank.set_routing(bank.routing_for(["es"] * 1))  # a routing left set must not leak in
-    sim_loaded, _ = similarity_for_run(base_run, str(corpus["train-pt"]), backbone=loaded)
+    with routed(bank.routing_for(["es"] * 1)):  # a caller's routing must not leak in
+        sim_loaded, _ = similarity_for_run(base_run, str(corpus["train-pt"]), backbone=loaded)
     assert code == "pt"
     assert sim_bare.scores == pytest.approx(sim_loaded.scores, abs=1e-6)
     assert set(sim_bare.scores) == {"pl", "es", "it"}

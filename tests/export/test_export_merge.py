@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from lora_whisper.adapters.routing import routed as routed_scope
 from lora_whisper.backbone.forward import decoder_logits, encode
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.data.features import log_mel
@@ -30,15 +31,9 @@ def run_outputs(t, lang, routing):
     feats, lens = log_mel(clips(), t.backbone.n_mels)
     prompt = v.sot_sequence(lang)
     ids = torch.tensor([prompt + [440, 1200, 9000]] * feats.shape[0])
-    with torch.no_grad():
-        if routing is not None:
-            model.lora_routing.set(routing)
-        try:
-            enc, keep = encode(model, feats, lens)
-            logits = decoder_logits(model, ids, enc, keep)
-        finally:
-            if routing is not None:
-                model.lora_routing.set(None)
+    with torch.no_grad(), routed_scope(routing):
+        enc, keep = encode(model, feats, lens)
+        logits = decoder_logits(model, ids, enc, keep)
     toks = decode_batch(model, v, feats, lens, [prompt] * feats.shape[0], routing=routing, options=GREEDY)
     return logits, [r.tokens for r in toks]
 

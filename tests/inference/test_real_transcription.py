@@ -84,7 +84,7 @@ def test_int8_compute_type(make_speech):
     from lora_whisper.backbone.load import load_backbone
 
     wav = make_speech(TEXT, voice="en", speed=140)
-    t = Transcriber(load_backbone(), compute_type="int8")
+    t = Transcriber(load_backbone(compute_type="int8"))
     norm = BasicTextNormalizer()
     assert jiwer.wer(norm(TEXT), norm(t.transcribe(str(wav), language="en").text)) < 0.25
     assert next(iter(t.detect_language(str(wav)))) == "en"
