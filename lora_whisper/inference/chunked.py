@@ -23,10 +23,14 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import torch
 
+from lora_whisper.adapters.routing import routed
+from lora_whisper.audio import AudioStream
+from lora_whisper.backbone.forward import encode
 from lora_whisper.data.features import SAMPLE_RATE
 from lora_whisper.inference.decoding import TIME_PRECISION, decode_batch, is_silence
 from lora_whisper.inference.longform import Piece, split_segments
 from lora_whisper.inference.vad import Chunk, ChunkReader, VadOptions, chunk_file
+from lora_whisper.inference.words import align_rows
 
 if TYPE_CHECKING:
     from lora_whisper.inference.transcriber import Transcriber, TranscribeJob
@@ -40,8 +44,6 @@ ENCODE_ROWS = 1
 def _open(t: "Transcriber", x):
     if isinstance(x, (np.ndarray, torch.Tensor)):
         return t._load(x)
-    from lora_whisper.audio import AudioStream
-
     return AudioStream(x)
 
 
@@ -74,11 +76,11 @@ def _rows(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOpti
 
 
 def encode_rows(model, feats: torch.Tensor, lens: torch.Tensor):
-    """The encoder over a batch, ENCODE_ROWS rows at a time (all rows are 30 s: no mask)."""
-    from lora_whisper.backbone.forward import encode
-
-    parts = [encode(model, feats[s:s + ENCODE_ROWS], lens[s:s + ENCODE_ROWS])[0]
-             for s in range(0, feats.shape[0], ENCODE_ROWS)]
+    """The encoder over a batch, ENCODE_ROWS rows at a time (all rows are 30 s: no mask).
+    It runs on the bare backbone, whatever routing the caller is in."""
+    with routed(None):
+        parts = [encode(model, feats[s:s + ENCODE_ROWS], lens[s:s + ENCODE_ROWS])[0]
+                 for s in range(0, feats.shape[0], ENCODE_ROWS)]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
@@ -92,7 +94,7 @@ def close_open_segment(tokens: list[int], timestamp_begin: int, samples: int) ->
 
 def transcribe_chunked(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOptions = VadOptions(),
                        words: bool = False) -> None:
-    from lora_whisper.inference.transcriber import Segment
+    from lora_whisper.inference.transcriber import Segment   # transcriber imports this module
 
     options = replace(job.options, timestamps=vad.segment_timestamps)
     tb = t.vocab.timestamp_begin
@@ -140,8 +142,6 @@ def transcribe_chunked(t: "Transcriber", job: "TranscribeJob", order: list[int],
             pieces_per_row.append(pieces)
         word_rows = None
         if words:
-            from lora_whisper.inference.words import align_rows
-
             word_rows = align_rows(t, enc, prompts, routing, pieces_per_row, [len(a) for a in clips], results=results)
         for r, ((i, ch, audio, last), pieces) in enumerate(zip(batch, pieces_per_row)):
             out = job.outs[i]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lora_whisper.adapters.routing import routed
 from lora_whisper.adapters.run import RUN_FILE, RouteTable, is_run, open_run, unrouted_experts
 from lora_whisper.audio import AudioStream, check_finite, load_audio, probe_duration
 from lora_whisper.backbone import check_compute_type
@@ -394,10 +395,12 @@ class Transcriber:
                             options=options, encoded=encoded)
 
     def _encode_for_words(self, job: "TranscribeJob", features):
-        """The encoder output, computed once, when word timestamps will need it again."""
+        """The encoder output, computed once, when word timestamps will need it again. On the
+        bare backbone, whatever routing the caller is in (a request served between the
+        layers of another's decode: decoding.preemptible)."""
         if not job.words:
             return None
-        with torch.no_grad():
+        with torch.no_grad(), routed(None):
             return encode(self.model, *features)
 
     def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
