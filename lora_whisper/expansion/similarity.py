@@ -104,7 +104,7 @@ def language_similarity(backbone, audio: Sequence, languages: Sequence[str], bat
     """Similarity of the language spoken in `audio` (paths or 16 kHz arrays) to `languages`.
 
     Runs the bare backbone even when `backbone.model` carries a LoRA bank: the Transcriber
-    is built without one, and `language_probs` sets the routing to None for the call.
+    is built without one, and `language_probs` runs its forward calls in a `routed(None)` block.
     """
     from lora_whisper.inference.transcriber import Transcriber
 
