@@ -89,7 +89,7 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
     torch.set_num_threads(cfg.threads)
     from lora_whisper.config import TrainConfig
     from lora_whisper.corpus import build_corpus
-    from lora_whisper.expansion.add_language import add_language
+    from lora_whisper.expansion import AddLanguageConfig, add_language
     from lora_whisper.training import train
 
     out = cfg.out
@@ -131,12 +131,12 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
                 import shutil
 
                 shutil.rmtree(dst, ignore_errors=True)
-                res = add_language(base_run, NEW, str(corpus / "train.jsonl"), init=init,
-                                   dev=str(corpus / "dev.jsonl"), out=dst, similarity=similarity,
-                                   similarity_utterances=12,
-                                   train=dict(max_steps=cfg.new_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                              seed=cfg.seed, max_dev_per_language=6,
-                                              eval_every=cfg.new_steps, progress=True))
+                res = add_language(AddLanguageConfig(
+                    run=str(base_run), language=NEW, data=str(corpus / "train.jsonl"), init=init,
+                    dev=str(corpus / "dev.jsonl"), out=str(dst), similarity_utterances=12,
+                    train=TrainConfig(max_steps=cfg.new_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                      seed=cfg.seed, max_dev_per_language=6, eval_every=cfg.new_steps)),
+                    similarity=similarity)
                 similarity = res.similarity  # measured once, shared by both inits
                 detail = res.warm_from if init == "warm" else res.mixture
                 print(f"  {init}: {detail}")
