@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from lora_whisper.data.readers import FORMATS, detect_format, open_source, parse_spec
 from lora_whisper.data.utterance import BadRow, DataError, Utterance
 from lora_whisper.errors import UserError
 
@@ -24,8 +25,6 @@ def _raw_code(lang) -> str | None:
 
 
 def _read_new_code(spec: str, code: str) -> list[Utterance]:
-    from lora_whisper.data.readers import FORMATS, detect_format, parse_spec
-
     fmt, path = parse_spec(spec)
     fmt = fmt or detect_format(path)
     if fmt == "jsonl" and path.is_dir():
@@ -59,8 +58,6 @@ def read_language(spec: str, code: str | None, known: bool) -> list[Utterance]:
 
     `known`: whether `code` is a Whisper language (read through the normal checks).
     """
-    from lora_whisper.data.readers import open_source
-
     if code is None:
         utts = open_source(spec)
         langs = Counter(u.language for u in utts)
