@@ -48,13 +48,14 @@ from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.config import TRAIN_CONFIG_FILE, TrainConfig
+from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.metrics import macro_average
 from lora_whisper.expansion.config import WORK_DIR, AddLanguageConfig
 from lora_whisper.expansion.gates import LearnedGates
 from lora_whisper.expansion.guard import ExpertGuard
 from lora_whisper.expansion.similarity import Similarity, language_similarity, lid_languages
-from lora_whisper.expansion.sources import read_language, relabel, sample
+from lora_whisper.expansion.sources import read_language, relabel
 from lora_whisper.languages import normalize_code
 from lora_whisper.training import distributed
 from lora_whisper.training.data import RunData
@@ -232,10 +233,10 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
     ExpertGuard(run)
 
     seed = train.seed
-    train_utts = sample(read_language(config.data, language, known), train.max_train_per_language, seed)
+    train_utts = subsample(read_language(config.data, language, known), train.max_train_per_language, seed)
     dev_utts = None
     if config.dev:
-        dev_utts = sample(read_language(config.dev, language, known), train.max_dev_per_language, seed)
+        dev_utts = subsample(read_language(config.dev, language, known), train.max_dev_per_language, seed)
 
     # similarity: the bare backbone's ear, on the new language's training audio
     base_langs = lid_languages(info.experts, vocab)
@@ -244,7 +245,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
         if not base_langs:
             raise UserError(f"{run}: no expert is named by a Whisper language ({', '.join(info.experts)}), "
                             f"so none can be ranked by similarity for --init {init}")
-        probe = sample(train_utts, config.similarity_utterances, seed)
+        probe = subsample(train_utts, config.similarity_utterances, seed)
         say(f"measuring similarity on {len(probe)} utterances of {language} ...")
         similarity = language_similarity(backbone, [u.audio for u in probe], base_langs)
     if similarity is not None:

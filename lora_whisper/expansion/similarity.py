@@ -34,8 +34,9 @@ from typing import Mapping, Sequence
 
 from lora_whisper.adapters.run import read_run
 from lora_whisper.backbone.load import load_backbone
+from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
-from lora_whisper.expansion.sources import read_language, sample
+from lora_whisper.expansion.sources import read_language
 from lora_whisper.inference.transcriber import Transcriber
 from lora_whisper.languages import normalize_code
 
@@ -151,5 +152,5 @@ def similarity_for_run(run, data: str, language: str | None = None, max_utteranc
                         f"nothing to rank")
     utts = read_language(data, code, known=code is None or code in vocab.language_ids)
     code = code or utts[0].language
-    utts = sample(utts, max_utterances, seed)
+    utts = subsample(utts, max_utterances, seed)
     return language_similarity(backbone, [u.audio for u in utts], langs, batch_size, pad_30s), code

@@ -8,7 +8,6 @@ that check and apply the remaining row checks (text present, audio file present)
 """
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -68,15 +67,6 @@ def read_language(spec: str, code: str | None, known: bool) -> list[Utterance]:
     if known:
         return open_source(spec, language=code)
     return _read_new_code(spec, code)
-
-
-def sample(utts: list[Utterance], n: int | None, seed: int = 0) -> list[Utterance]:
-    """At most n utterances, a seeded random choice kept in source order (the first N of a
-    corpus are often one speaker)."""
-    if n is None or len(utts) <= n:
-        return list(utts)
-    keep = set(random.Random(seed).sample(range(len(utts)), n))
-    return [u for i, u in enumerate(utts) if i in keep]
 
 
 def relabel(utts: list[Utterance], prompt_language: str) -> list[Utterance]:
