@@ -211,7 +211,8 @@ def main() -> int:
                      "timings_s": timings}
 
     from lora_whisper.evaluation.significance import mean_sd, paired_bootstrap, seed_mean_errors
-    from lora_whisper.expansion import add_language
+    from lora_whisper.config import TrainConfig
+    from lora_whisper.expansion import AddLanguageConfig, add_language
     from lora_whisper.expansion.similarity import similarity_for_run
 
     edits: dict = {}
@@ -240,11 +241,12 @@ def main() -> int:
                     budget = (dict(max_steps=p["new_steps"], eval_every=max(1, p["new_steps"] // 3) if p["dev"] else None)
                               if p.get("new_steps") else
                               dict(epochs=p["new_epochs"], patience=p.get("patience"), eval_every=None))
-                    res = timed(f"train {lang} {method} seed {seed}", add_language, base, lang,
-                                str(corpus / "train.jsonl"), init=method, out=out, similarity=sim, log=print,
-                                dev=str(corpus / "dev.jsonl") if p["dev"] else None,
-                                train=dict(batch_size=p["batch"], lr=lr, progress=False, num_workers=1, seed=seed,
-                                           max_train_per_language=p["train"], **budget))
+                    config = AddLanguageConfig(
+                        run=str(base), language=lang, data=str(corpus / "train.jsonl"), init=method, out=str(out),
+                        dev=str(corpus / "dev.jsonl") if p["dev"] else None,
+                        train=TrainConfig(batch_size=p["batch"], lr=lr, progress=False, num_workers=1, seed=seed,
+                                          max_train_per_language=p["train"], **budget))
+                    res = timed(f"train {lang} {method} seed {seed}", add_language, config, similarity=sim)
                     detail = {"warm_from": res.warm_from, "mixture": res.mixture, "steps": res.steps, "lr": lr}
                     (out / "bench_detail.json").write_text(json.dumps(detail))
                 else:

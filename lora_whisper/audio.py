@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
+import soxr
 
 from lora_whisper.errors import UserError
 
@@ -134,9 +138,6 @@ def _decode(name: str, opener, max_seconds: float | None = None) -> tuple[np.nda
 def _warn_if_truncated(name: str, f: "sf.SoundFile") -> None:
     """libsndfile decodes a cut-off WAV up to where it stops and notes the header's claim
     ("data : 32000 (should be 15978)"); say so rather than transcribe half a file silently."""
-    import re
-    import warnings
-
     m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info or "", re.M)
     if m and 0 < int(m.group(2)) < int(m.group(1)) and f.samplerate > 0:
         present = f.frames / f.samplerate
@@ -154,8 +155,6 @@ class _TooLong(Exception):
 
 
 def _decode_av(source, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    import av
-
     with av.open(source) as container:
         if not container.streams.audio:
             raise _NoAudioStream()
@@ -197,8 +196,6 @@ def _finish(decoded: tuple[np.ndarray, int], name: str, sample_rate: int) -> np.
     check_finite(samples, name, sample_rate=sr)
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if sr != sample_rate:
-        import soxr
-
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
@@ -212,8 +209,6 @@ def probe_duration(path: str | os.PathLike) -> float | None:
     if seconds is not None:
         return seconds
     try:
-        import av
-
         with av.open(str(path)) as container:
             if container.streams.audio and container.duration:
                 return container.duration / 1_000_000
@@ -249,8 +244,6 @@ class AudioStream:
             self._closers.append(f.close)
             _warn_if_truncated(self.name, f)
             return self._sf_blocks(f)
-        import av
-
         try:
             container = av.open(self.name)
         except Exception as exc:  # noqa: BLE001
@@ -269,8 +262,6 @@ class AudioStream:
             yield x, f.samplerate
 
     def _av_blocks(self, container):
-        import av
-
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="fltp")  # planar float: our own channel mean
         for frame in container.decode(stream):
@@ -300,8 +291,6 @@ class AudioStream:
         if sr == self.sample_rate:
             return mono
         if self._resampler is None:
-            import soxr
-
             self._resampler = soxr.ResampleStream(sr, self.sample_rate, 1, dtype="float32", quality="HQ")
         return self._resampler.resample_chunk(mono)
 

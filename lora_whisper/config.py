@@ -14,7 +14,7 @@ to 1e-5 (Whisper's own fine-tuning guides use 1e-5 for base-size models).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,10 @@ import tomli_w
 
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.errors import UserError
+from lora_whisper.fields import setting
+
+# The settings a run was trained with, in its directory (what --resume compares against).
+TRAIN_CONFIG_FILE = "train_config.toml"
 
 RECIPES = ("lora-whisper", "shared-lora", "full-ft", "shared+experts")
 DEFAULT_LR = {"lora-whisper": 1e-4, "shared-lora": 1e-4, "full-ft": 1e-5, "shared+experts": 1e-4}
@@ -39,39 +43,46 @@ class ConfigError(UserError):
 @dataclass(frozen=True)
 class TrainConfig:
     # what to train on, and where the run goes
-    data: str = ""                        # training source (anything data.open_source reads)
-    dev: str | None = None                # dev source: error measured every `eval_every` steps
-    languages: tuple[str, ...] = ()       # () = every language in the training data
-    out: str = ""                         # the run directory
-    backbone: str | None = None           # None = embedded whisper-base
-    recipe: str = "lora-whisper"
-    max_train_per_language: int | None = None
-    max_dev_per_language: int | None = 50
+    data: str = setting("", "training source (a manifest, corpus or any reader's layout)")
+    dev: str | None = setting(None, "dev source: error measured during training, the best adapters kept")
+    languages: tuple[str, ...] = setting((), "comma-separated codes (default: every language in --data)")
+    out: str = setting("", "run directory to create (or continue with --resume)")
+    backbone: str | None = setting(None, "Whisper directory (default: the embedded whisper-base)")
+    recipe: str = setting("lora-whisper", "lora-whisper (one expert per language, mixed batches), "
+                          "shared-lora (one expert for all), full-ft (every weight), shared+experts",
+                          choices=RECIPES)
+    max_train_per_language: int | None = setting(None, "at most N training utterances per language",
+                                                 aliases=("--max-train",), minimum=1)
+    max_dev_per_language: int | None = setting(50, "at most N dev utterances per language",
+                                               aliases=("--max-dev",), minimum=1)
     # optimisation
-    epochs: int = 10
-    max_steps: int | None = None          # overrides epochs when set
-    batch_size: int = 8                   # utterances per micro-batch per process
-    grad_accum: int = 1                   # global batch = batch_size * grad_accum * world size
-    lr: float | None = None               # None = the recipe's default (DEFAULT_LR)
-    weight_decay: float = 0.01
-    warmup_steps: int | None = None       # None = 10% of the optimizer steps
-    max_grad_norm: float | None = 1.0
-    bf16: bool | None = None              # None = autocast to bf16 where the hardware has it
-    pad_30s: bool = False                 # classic Whisper input: every clip padded to 30 s
-    seed: int = 0
-    lora: LoraSpec = field(default_factory=LoraSpec)
-    patience: int | None = None           # early stopping: stop after this many dev evaluations
-                                          # without a better dev error (None = never; needs --dev)
+    epochs: int = setting(10, "passes over the training data", minimum=1)
+    max_steps: int | None = setting(None, "optimizer steps (overrides --epochs)", aliases=("--steps",), minimum=1)
+    batch_size: int = setting(8, "utterances per micro-batch per process", minimum=1)
+    grad_accum: int = setting(1, "micro-batches per optimizer step (global batch = batch size x "
+                              "grad accum x processes)", minimum=1)
+    lr: float | None = setting(None, "peak learning rate (default: 1e-4; full-ft 1e-5)", minimum=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and norms)")
+    warmup_steps: int | None = setting(None, "linear warm-up steps (default: 10% of the steps)")
+    max_grad_norm: float | None = setting(1.0, "gradient clipping norm", cli=False)
+    bf16: bool | None = setting(None, "bf16 autocast (default: where the CPU/GPU supports it natively)")
+    pad_30s: bool = setting(False, "pad every clip to 30 s as classic Whisper training does (slow on CPU)")
+    seed: int = setting(0, "seed of the data order, adapter init and dropout")
+    lora: LoraSpec = setting(help="the LoRA spec: its own flags (--rank, --alpha, --lora-dropout)",
+                             factory=LoraSpec, cli=False)
+    patience: int | None = setting(None, "early stopping: stop after N dev evaluations without a better "
+                                   "dev error (needs --dev; the best adapters are the run's)", minimum=1)
     # bookkeeping
-    eval_every: int | None = None         # steps between dev evaluations; None = once an epoch
-    eval_max_new_tokens: int = 128
-    eval_batch_size: int = 8
-    log_every: int = 10
-    checkpoint_every: int = 100
-    num_workers: int = 1                  # data loader processes (0 = load in the trainer)
-    resume: bool = False
-    progress: bool = True
-    stop_after_steps: int | None = None   # debug: return after N steps as if killed there
+    eval_every: int | None = setting(None, "steps between dev evaluations (default: once an epoch)", minimum=1)
+    eval_max_new_tokens: int = setting(128, "token limit of dev decoding", minimum=1)
+    eval_batch_size: int = setting(8, "dev decoding batch size", minimum=1)
+    log_every: int = setting(10, "steps between metrics.jsonl lines", minimum=1)
+    checkpoint_every: int = setting(100, "steps between checkpoints", minimum=1)
+    num_workers: int = setting(1, "data loader processes (0: load in the trainer)", minimum=0)
+    resume: bool = setting(False, "continue the run from its last checkpoint")
+    progress: bool = setting(True, "a progress bar on the terminal")
+    stop_after_steps: int | None = setting(None, "debug: return after N steps as if killed there",
+                                           minimum=1, cli="hidden")
 
     def __post_init__(self):
         object.__setattr__(self, "languages", _as_codes(self.languages))

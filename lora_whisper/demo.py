@@ -14,12 +14,24 @@ Every stage reuses what an earlier demo run already built in the output folder.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lora_whisper.adapters.run import is_run
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+import lora_whisper
+from lora_whisper.adapters.run import is_run, read_run
+from lora_whisper.config import TrainConfig
+from lora_whisper.corpus import build_corpus
+from lora_whisper.data.manifest import read_manifest
+from lora_whisper.evaluation.evaluate import evaluate
+from lora_whisper.expansion import AddLanguageConfig, add_language
+from lora_whisper.training import train
 
 BASE = ("es", "it", "pl")
 NEW = "pt"   # Portuguese: close to Spanish and Italian, so warm start / MoE have a real neighbour
@@ -57,8 +69,6 @@ class Stage:
 
 def _eval(test: Path, out: Path, run: Path | None, languages, cfg: DemoConfig) -> dict:
     """Evaluate a run, or (run None) the zero-shot backbone; reuse an earlier report."""
-    from lora_whisper.evaluation.evaluate import evaluate
-
     report_file = out / "report.json"
     if report_file.exists():
         return json.loads(report_file.read_text())
@@ -73,8 +83,6 @@ def _errors(report: dict) -> dict[str, float]:
 
 
 def _has_expert(run: Path, name: str) -> bool:
-    from lora_whisper.adapters.run import read_run
-
     return is_run(run) and name in read_run(run).experts
 
 
@@ -84,14 +92,7 @@ def _hyps(out: Path, languages) -> dict[str, str]:
 
 
 def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
-    import torch
-
     torch.set_num_threads(cfg.threads)
-    from lora_whisper.config import TrainConfig
-    from lora_whisper.corpus import build_corpus
-    from lora_whisper.expansion.add_language import add_language
-    from lora_whisper.training import train
-
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     corpus, runs, evals = out / "corpus", out / "runs", out / "eval"
@@ -108,8 +109,6 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
     base_run = runs / "base"
     with Stage(3, total, f"train LoRA-Whisper on {', '.join(BASE)} ({cfg.base_steps} steps)"):
         if not is_run(base_run):
-            import shutil
-
             shutil.rmtree(base_run, ignore_errors=True)
             train(TrainConfig(data=str(corpus / "train.jsonl"), dev=str(corpus / "dev.jsonl"), languages=BASE,
                               out=str(base_run), backbone=cfg.backbone, recipe="lora-whisper",
@@ -128,15 +127,13 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
         for init in ("warm", "moe"):
             dst = runs / f"plus-{NEW}-{init}"
             if not _has_expert(dst, NEW):
-                import shutil
-
                 shutil.rmtree(dst, ignore_errors=True)
-                res = add_language(base_run, NEW, str(corpus / "train.jsonl"), init=init,
-                                   dev=str(corpus / "dev.jsonl"), out=dst, similarity=similarity,
-                                   similarity_utterances=12,
-                                   train=dict(max_steps=cfg.new_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                              seed=cfg.seed, max_dev_per_language=6,
-                                              eval_every=cfg.new_steps, progress=True))
+                res = add_language(AddLanguageConfig(
+                    run=str(base_run), language=NEW, data=str(corpus / "train.jsonl"), init=init,
+                    dev=str(corpus / "dev.jsonl"), out=str(dst), similarity_utterances=12,
+                    train=TrainConfig(max_steps=cfg.new_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                      seed=cfg.seed, max_dev_per_language=6, eval_every=cfg.new_steps)),
+                    similarity=similarity)
                 similarity = res.similarity  # measured once, shared by both inits
                 detail = res.warm_from if init == "warm" else res.mixture
                 print(f"  {init}: {detail}")
@@ -153,9 +150,6 @@ def run_demo(cfg: DemoConfig = DemoConfig()) -> Path:
             print(f"  {init}: {NEW} error {_errors(after[init])[NEW]:.1f}%, "
                   f"base transcripts identical: {unchanged[init]}")
     with Stage(7, total, "transcribe a mixed-language batch through routing"):
-        import lora_whisper
-        from lora_whisper.data.manifest import read_manifest
-
         utts = read_manifest(test)
         picks = [next(u for u in utts if u.language == lang) for lang in langs]
         asr = lora_whisper.load(run=expanded["warm"])
@@ -189,12 +183,9 @@ def _write_summary(out: Path, zero, trained, after, unchanged, samples) -> Path:
     (out / "results.md").write_text("# lora-whisper demo\n\n" + head + rows + note)
     (out / "results.json").write_text(json.dumps({"systems": systems, "base_unchanged": unchanged,
                                                   "samples": samples}, indent=2, ensure_ascii=False))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(8, 4))
+    # matplotlib's object API, not pyplot: no backend to select, no global figure to close.
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
     x = np.arange(len(langs))
     w = 0.8 / len(systems)
     for j, (n, e) in enumerate(systems.items()):

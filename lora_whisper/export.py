@@ -18,8 +18,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+from ctranslate2.converters.transformers import WhisperLoader
+from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperTokenizerFast
 
-from lora_whisper.backbone.load import EXPORT_FILE
+from lora_whisper.adapters.run import load_run, read_run
+from lora_whisper.backbone.load import EMBEDDED, EXPORT_FILE, embedded_ct2_dir, load_backbone
 from lora_whisper.errors import UserError
 
 FORMATS = ("hf", "ct2")
@@ -36,9 +39,6 @@ def merged_model(run_dir: str | Path, language: str, backbone_source: str | None
     The experts and weights are those the run routes `language` with (`RunInfo.route`: its own
     expert, its MoE mixture, or a shared-LoRA run's one expert), so the export decodes as the run does.
     """
-    from lora_whisper.adapters.run import load_run, read_run
-    from lora_whisper.backbone.load import load_backbone
-
     info = read_run(run_dir)
     backbone = load_backbone(backbone_source or info.backbone_source)
     bank, info = load_run(run_dir, backbone)
@@ -60,8 +60,6 @@ def merged_model(run_dir: str | Path, language: str, backbone_source: str | None
 def _alignment_heads(backbone) -> list[list[int]]:
     """whisper-base's heads when exporting the embedded model; else the last half of layers
     (ctranslate2's own default), which only word timestamps use."""
-    from lora_whisper.backbone.load import EMBEDDED, embedded_ct2_dir
-
     if backbone.source == EMBEDDED:
         cfg = json.loads((embedded_ct2_dir() / "config.json").read_text())
         if cfg.get("alignment_heads"):
@@ -71,8 +69,6 @@ def _alignment_heads(backbone) -> list[list[int]]:
 
 
 def _generation_config(backbone):
-    from transformers import GenerationConfig
-
     v = backbone.vocab
     tok = v.tokenizer
     return GenerationConfig(
@@ -90,8 +86,6 @@ def _generation_config(backbone):
 def _write_tokenizer_files(backbone, out: Path) -> None:
     """tokenizer.json (what our loader and faster-whisper read) plus the hub-style files
     transformers' WhisperProcessor wants."""
-    from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
-
     backbone.vocab.tokenizer.save(str(out / "tokenizer.json"))
     try:
         tok = WhisperTokenizerFast(tokenizer_file=str(out / "tokenizer.json"))
@@ -121,8 +115,6 @@ def _write_hf(backbone, out: Path) -> None:
 
 
 def _write_ct2(backbone, out: Path, quantization: str) -> None:
-    from ctranslate2.converters.transformers import WhisperLoader
-
     model = backbone.model
     model.generation_config = _generation_config(backbone)
     loader = WhisperLoader()
@@ -137,8 +129,6 @@ def _write_ct2(backbone, out: Path, quantization: str) -> None:
     spec.optimize(quantization=quantization)
     spec.save(str(out))
     backbone.vocab.tokenizer.save(str(out / "tokenizer.json"))
-    from transformers import WhisperFeatureExtractor
-
     WhisperFeatureExtractor(feature_size=backbone.n_mels).save_pretrained(str(out))
 
 

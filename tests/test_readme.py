@@ -28,7 +28,8 @@ def _commands() -> list[list[str]]:
             if line.startswith("lora-whisper "):
                 cmds.append(shlex.split(line)[1:])
             elif "-m lora_whisper.cli " in line and "..." not in line:
-                cmds.append(shlex.split(line.split("-m lora_whisper.cli ", 1)[1]))
+                argv = shlex.split(line.split("-m lora_whisper.cli ", 1)[1])
+                cmds.append(argv[1:] if argv[:1] == ["--"] else argv)   # "--": torchrun's separator
     return cmds
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, fields
 
+from lora_whisper.fields import setting
+
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 _ATTN = ("q_proj", "k_proj", "v_proj", "out_proj")
 _FFN = ("fc1", "fc2")
@@ -29,11 +31,14 @@ class LoraSpec:
     A target is a leaf name (`q_proj` hits self- and cross-attention) or a dotted tail
     (`encoder_attn.q_proj`, `self_attn.v_proj`) to pick one attention kind.
     """
-    r: int = 32
-    alpha: float = 32
-    dropout: float = 0.05
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    side: str = "both"
+    r: int = setting(32, "LoRA rank r", flag="--rank", dest="rank", minimum=1)
+    alpha: float = setting(32, "LoRA alpha; the update is scaled by alpha/r (default: = rank)")
+    dropout: float = setting(0.05, "dropout on the LoRA input", flag="--lora-dropout", dest="lora_dropout")
+    targets: tuple[str, ...] = setting(DEFAULT_TARGETS, "comma-separated target linears (leaf names or "
+                                       "dotted tails such as encoder_attn.q_proj)", flag="--lora-targets",
+                                       dest="targets")
+    side: str = setting("both", "adapt the encoder, the decoder or both", flag="--lora-side", dest="side",
+                        choices=SIDES)
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(self.targets))

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from filelock import FileLock, Timeout
+from tqdm import tqdm
 
 from lora_whisper.corpus import augment as aug
 from lora_whisper.corpus.rng import rng_for
 from lora_whisper.corpus.splits import assign_splits
+from lora_whisper.corpus.text_sources import load_sentences
 from lora_whisper.corpus.tts import SAMPLE_RATE, engines_for, get_engine, held_out_engine_for
 from lora_whisper.corpus.voices import SPLITS, VOICE_SPLITS, Voice, voices_for
 from lora_whisper.errors import UserError
@@ -141,8 +143,6 @@ def synthesize_one(item: dict, out: str) -> tuple[str, int]:
 
 
 def _run(todo: list[dict], out: Path, jobs: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     if not todo:
         return
     jobs = min(jobs, len(todo))
@@ -257,8 +257,6 @@ def build_corpus(
     voices of it), or an engine name to hold out wherever it speaks the language; None: the
     voice-disjoint splits of before.
     """
-    from lora_whisper.corpus.text_sources import load_sentences
-
     started = time.monotonic()
     out = Path(out)
     langs = _languages(languages)

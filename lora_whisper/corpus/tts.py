@@ -7,13 +7,16 @@ every utterance (and record its voice) before any audio exists.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
+import tempfile
 from typing import Protocol
 
 import numpy as np
 import soundfile as sf
 import soxr
+from pypinyin import Style, lazy_pinyin
 
 from lora_whisper.audio import SAMPLE_RATE
 from lora_whisper.errors import UserError
@@ -64,13 +67,13 @@ _CJK_TO_ASCII = str.maketrans(
 def pinyin(text: str) -> str:
     """Chinese characters -> tone-digit pinyin: espeak-ng's `cmn` voice misreads many
     characters, its `cmn-latn-pinyin` voice reads syllables like `zhong1` reliably."""
-    from pypinyin import Style, lazy_pinyin
-
     syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
     return " ".join(s.translate(_CJK_TO_ASCII).strip() for s in syllables if s.strip()).strip()
 
 
 def _pyopenjtalk():
+    # Imported on first use: a compiled extension that may be missing (the engine reports
+    # itself unavailable), and ~0.4 s that builds without Japanese need not pay.
     try:
         import pyopenjtalk
     except ImportError as exc:
@@ -170,9 +173,6 @@ class PyOpenJTalk:
 # Each has its own voices, named per language. They are what the benchmark's test sets are
 # spoken with where a language has one (an engine no training clip used): apt packages, from
 # Debian contrib/non-free except festival, missing ones are simply not offered.
-import os
-import tempfile
-
 
 def _run_to_wav(cmd: list[str], what: str, stdin: bytes | None = None) -> np.ndarray:
     """Run a synthesiser whose last argument is the WAV file to write; returns 16 kHz float32."""
@@ -334,7 +334,7 @@ EspeakNG.available = staticmethod(lambda: shutil.which("espeak-ng") is not None)
 
 def _has_pyopenjtalk() -> bool:
     try:
-        import pyopenjtalk  # noqa: F401
+        import pyopenjtalk  # noqa: F401  (may be missing; see _pyopenjtalk)
     except ImportError:
         return False
     return True

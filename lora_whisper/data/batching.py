@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lora_whisper.audio import audio_duration
 from lora_whisper.data.features import log_mel
 from lora_whisper.data.utterance import Utterance
 from lora_whisper.languages import uses_cer
@@ -127,8 +128,6 @@ class DurationBucketSampler(Sampler[list[int]]):
 
 def durations_of(utterances: Sequence[Utterance]) -> list[float]:
     """Each utterance's duration, read from the file header where the source gave none."""
-    from lora_whisper.audio import audio_duration
-
     return [u.duration if u.duration is not None else audio_duration(u.audio) for u in utterances]
 
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from transformers.audio_utils import mel_filter_bank
 
 from lora_whisper.audio import SAMPLE_RATE
 
@@ -24,8 +25,6 @@ N_FRAMES_30S = N_SAMPLES_30S // HOP_LENGTH  # 3000 mel frames = 1500 encoder pos
 def mel_filters(n_mels: int) -> torch.Tensor:
     # Same slaney-normalised filter bank as openai/whisper's mel_filters.npz and
     # transformers' WhisperFeatureExtractor.
-    from transformers.audio_utils import mel_filter_bank
-
     fb = mel_filter_bank(
         num_frequency_bins=1 + N_FFT // 2,
         num_mel_filters=n_mels,

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from lora_whisper.atomic import atomic_open
 from lora_whisper.data.utterance import BadRow, DataError, Utterance
 
 FIELDS = ("id", "audio", "text", "language", "duration", "voice", "split")
@@ -71,8 +72,6 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance],
     """Write atomically; audio under the manifest's directory is stored relative to it, so
     the directory can be moved as a whole."""
     path = Path(path)
-    from lora_whisper.atomic import atomic_open
-
     path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent.resolve()
     with atomic_open(path, "w", encoding="utf-8") as fh:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lora_whisper.audio import load_audio
 from lora_whisper.errors import UserError
 
 
@@ -26,8 +27,6 @@ class Utterance:
         return self.voice
 
     def load(self, sample_rate: int = 16000) -> np.ndarray:
-        from lora_whisper.audio import load_audio
-
         return load_audio(self.audio, sample_rate)
 
 

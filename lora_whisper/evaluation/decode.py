@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from lora_whisper.evaluation.metrics import UtteranceScore, score_utterance
+from lora_whisper.inference.decoding import DecodeOptions
 
 LANGUAGE_MODES = ("given", "detect")
 
@@ -32,8 +33,6 @@ class Hypothesis:
 def greedy_options(max_new_tokens: int | None = 128, beam_size: int = 1, fallback: bool = False):
     """Deterministic decoding for scoring: no temperature fallback unless asked (fallback
     samples, so two evaluations of one model would differ)."""
-    from lora_whisper.inference.decoding import DecodeOptions
-
     if fallback:
         return DecodeOptions(beam_size=beam_size, max_new_tokens=max_new_tokens)
     return DecodeOptions(beam_size=beam_size, max_new_tokens=max_new_tokens, temperatures=(0.0,),

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from lora_whisper.adapters.run import is_run
+from lora_whisper.data.readers import open_source
 from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.decode import LANGUAGE_MODES, decode_utterances, greedy_options
 from lora_whisper.evaluation.metrics import score_language
 from lora_whisper.evaluation.report import SystemResult, build_report, ids_digest, write_report
+from lora_whisper.evaluation.systems import load_system, zero_shot_of
+from lora_whisper.inference import sharding
+from lora_whisper.inference.decoding import DecodeOptions
+from lora_whisper.languages import normalize_code
 
 ZERO_SHOT = "zero-shot"
 
 
 def select_utterances(data: str, languages=None, max_per_language: int | None = None, seed: int = 0):
-    from lora_whisper.data.readers import open_source
-    from lora_whisper.languages import normalize_code
-
     utts = open_source(data)
     if languages:
         wanted = [normalize_code(c) for c in languages]
@@ -37,8 +42,6 @@ def select_utterances(data: str, languages=None, max_per_language: int | None = 
 
 def score_system(system, utterances, language: str, progress: bool = False,
                  skipped: list | None = None) -> SystemResult:
-    from lora_whisper.inference import sharding
-
     rank = sharding.current()   # under torchrun: this rank's share, then everyone's, in order
     mine = sharding.shard([u.duration for u in utterances], rank)
     hyps = decode_utterances(system.transcriber, [utterances[i] for i in mine], language,
@@ -62,8 +65,6 @@ def score_system(system, utterances, language: str, progress: bool = False,
 
 
 def _comparison(compare: str, system, utterances, language, progress, transcriber_kw) -> SystemResult:
-    from lora_whisper.evaluation.systems import load_system, zero_shot_of
-
     if compare == ZERO_SHOT:
         if system.kind == "backbone":
             raise UserError("--compare zero-shot: the system evaluated is already the bare backbone")
@@ -87,8 +88,6 @@ def _comparison(compare: str, system, utterances, language, progress, transcribe
 
 def _differs_from_transcribe(options) -> str:
     """What `lora-whisper transcribe` (same flags otherwise) does differently from this decoding."""
-    from lora_whisper.inference.decoding import DecodeOptions
-
     user = DecodeOptions()
     diff = []
     if options.temperatures != user.temperatures:
@@ -106,10 +105,6 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
              progress: bool = False, compute_type: str = "float32", candidates=None,
              policy=None) -> tuple[dict, dict[str, Path]]:
     """Decode, score, write report files into `out`; returns (report, paths)."""
-    import torch
-
-    from lora_whisper.evaluation.systems import load_system
-
     if language not in LANGUAGE_MODES:
         raise UserError(f"--language must be one of {', '.join(LANGUAGE_MODES)}, got {language!r}")
     utterances = select_utterances(data, languages, max_per_language)
@@ -124,8 +119,6 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
     skipped: list = []   # rows that cannot be decoded are reported and left out, not fatal
     result = score_system(system, utterances, language, progress, skipped)
     if skipped:
-        import sys
-
         for u, problem in skipped:
             print(f"warning: skipped {u.origin or u.id}: {problem}", file=sys.stderr)
         bad = {u.id for u, _ in skipped}
@@ -146,8 +139,6 @@ def evaluate(data: str, run: str | Path | None = None, backbone: str | None = No
         "seconds": round(time.perf_counter() - t0, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    from lora_whisper.inference import sharding
-
     rank = sharding.current()
     if rank.distributed:
         settings["ranks"] = rank.size

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import opencc
+from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
 from lora_whisper.languages import uses_cer
 
 
 @lru_cache(maxsize=1)
 def _basic():
-    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
-
     return BasicTextNormalizer()
 
 
 @lru_cache(maxsize=1)
 def _to_simplified():
-    import opencc
-
     return opencc.OpenCC("t2s")
 
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure
+
 
 def plot_report(report: dict, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display on servers
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     systems = [report["system"]] + ([report["compare"]] if "compare" in report else [])
     langs = list(report["system"]["languages"])
     groups = langs + ["macro"]
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.1 * len(groups) * len(systems) + 2), 4.2),
-                             sharey=False)
+    # matplotlib's object API, not pyplot: files only, so no backend to select (no display on
+    # servers) and no global figure to close.
+    fig = Figure(figsize=(max(6.0, 1.1 * len(groups) * len(systems) + 2), 4.2))
+    axes = fig.subplots(1, 2, sharey=False)
     width = 0.8 / len(systems)
     x = np.arange(len(groups))
     for ax, key, title in ((axes[0], "error", "raw"), (axes[1], "clipped", "clipped per utterance")):
@@ -32,5 +31,4 @@ def plot_report(report: dict, path: str | Path) -> Path:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)

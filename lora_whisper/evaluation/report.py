@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_whisper.evaluation.metrics import LanguageScore, gains, macro_average
+from lora_whisper.evaluation.plot import plot_report
 
 
 @dataclass
@@ -98,8 +99,6 @@ def write_report(out_dir: str | Path, report: dict, system: SystemResult,
     if compare is not None and compare.hyps:
         paths["compare_hyps"] = out / "hyps.compare.jsonl"
         _write_hyps(paths["compare_hyps"], compare.hyps)
-    from lora_whisper.evaluation.plot import plot_report
-
     plot_report(report, paths["png"])
     return paths
 

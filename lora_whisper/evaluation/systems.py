@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lora_whisper.adapters.run import backbone_source, run_kind
+from lora_whisper.backbone.load import load_backbone
 from lora_whisper.errors import UserError
+from lora_whisper.inference.transcriber import Transcriber
+from lora_whisper.inference.transcriber import load as load_transcriber
 
 
 @dataclass
@@ -22,19 +26,14 @@ def load_system(run: str | Path | None = None, backbone: str | None = None, comp
     """`run`: a run dir (adapters or full model; `backbone` overrides where its backbone is).
     No run: the backbone alone (None = embedded whisper-base). `compute_type` is applied as
     the backbone is loaded."""
-    from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.inference.transcriber import Transcriber
-    from lora_whisper.adapters.run import backbone_source, run_kind
-
     if run is None:
         bb = load_backbone(backbone, compute_type=compute_type)
         return System(f"zero-shot {bb.source}", "backbone", Transcriber(bb, **transcriber_kw),
                       backbone, bb.source)
-    from lora_whisper.inference.transcriber import load
-
     run = Path(run)
     kind = run_kind(run)
-    return System(run.name or str(run), kind, load(backbone, run=run, compute_type=compute_type, **transcriber_kw), str(run),
+    return System(run.name or str(run), kind,
+                  load_transcriber(backbone, run=run, compute_type=compute_type, **transcriber_kw), str(run),
                   backbone_source(run))
 
 

@@ -25,14 +25,16 @@ Inits (`--init`):
 A language Whisper has no token for is added under its own code with `prompt_language`,
 the Whisper token its prompts use in training and (recorded in provenance) in inference.
 
-Training reuses the loop (`training.loop.fit`) with a plan built here; its working files
+Training goes through the orchestrator `train` uses (`training.run.fit_plan`) with a plan
+built here (the new expert trains; the run's experts ride along frozen), so it runs under
+torchrun and an interrupted attempt continues with `--resume`. Its working files
 (train_config.toml, metrics.jsonl, checkpoints) go to RUN/expansion/<code>/.
 """
 from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -45,24 +47,23 @@ from lora_whisper.adapters.model import check_expert_name, has_lora
 from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
-from lora_whisper.config import TrainConfig
+from lora_whisper.config import TRAIN_CONFIG_FILE, TrainConfig
+from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.metrics import macro_average
+from lora_whisper.expansion.config import WORK_DIR, AddLanguageConfig
 from lora_whisper.expansion.gates import LearnedGates
 from lora_whisper.expansion.guard import ExpertGuard
 from lora_whisper.expansion.similarity import Similarity, language_similarity, lid_languages
-from lora_whisper.expansion.sources import read_language, relabel, sample
+from lora_whisper.expansion.sources import read_language, relabel
 from lora_whisper.languages import normalize_code
 from lora_whisper.training import distributed
 from lora_whisper.training.data import RunData
 from lora_whisper.training.dev import DevScorer
-from lora_whisper.training import loop as training_loop   # module access: tests spy on training_loop.fit
 from lora_whisper.training.recipes import Plan, full_ft
-from lora_whisper.training.run import resolve
+from lora_whisper.training.run import fit_plan
 from lora_whisper.training.screen import screen
 
-INITS = ("random", "warm", "moe", "full-ft")
-WORK_DIR = "expansion"
 
 
 @dataclass
@@ -80,27 +81,24 @@ class AddLanguageResult:
 
 
 # -- checks that need no weights -------------------------------------------------------------
-def _preflight(run: Path, language: str, init: str, out: Path | None, top_k: int,
-               learned_gates: bool) -> tuple[dict, Path]:
-    if init not in INITS:
-        raise UserError(f"unknown --init {init!r}; valid: {', '.join(INITS)}")
+def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> tuple[dict, Path]:
+    """(the run file's data, the run the language goes into). The settings themselves were
+    checked by AddLanguageConfig."""
     info = read_run(run)  # refuses a missing or malformed run
     check_expert_name(language)
     if language in info.experts:
         raise UserError(f"{run}: already has an expert for {language!r} (experts: {', '.join(info.experts)})")
-    if learned_gates and init != "moe":
-        raise UserError("--learned-gates trains the weights of a LoRA MoE mixture: use it with --init moe")
-    if top_k < 1:
-        raise UserError(f"--top-k must be at least 1, got {top_k}")
-    if init == "full-ft" and out is None:
-        raise UserError("--init full-ft fine-tunes the whole model, which changes every old language: "
-                        "give --out NEW_RUN (the original run is left as it is)")
     if out is not None:
         if out.resolve() == run.resolve():
             raise UserError("--out must differ from --run (leave --out out to add in place)")
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(out.iterdir()) and not (resume and _resumable(out, language)):
             raise UserError(f"{out}: already exists and is not empty; choose another --out")
     return info.data, (out or run)
+
+
+def _resumable(target: Path, language: str) -> bool:
+    """An earlier, interrupted attempt at `language` left a checkpoint in `target`."""
+    return (target / WORK_DIR / language / "checkpoints" / "last.pt").exists()
 
 
 def _resolve_prompt(vocab, language: str, prompt_language: str | None) -> tuple[str, bool]:
@@ -190,60 +188,53 @@ class _DevScorer:
         return None if best is None else best[1]
 
 
-def _train_config(base_spec, backbone_source: str, recipe: str, prompt: str, work: Path,
-                  train_data: str, dev: str | None, overrides: dict):
-    cfg = TrainConfig(data=str(train_data), dev=dev, languages=(prompt,), out=str(work),
-                      backbone=backbone_source, recipe=recipe, lora=base_spec)
-    return cfg.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _fit(plan, data, config, work: Path, scorer):
-    world = distributed.World(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    config = resolve(config, world.device)
-    if work.exists():
-        shutil.rmtree(work)  # a failed earlier attempt at this language: the run never registered it
-    work.mkdir(parents=True)
-    config.save(work / "train_config.toml")
-    plan.model.to(world.device)
-    return training_loop.fit(plan, data, config, work, world, dev_scorer=scorer), config
+def _train_config(config: AddLanguageConfig, spec, backbone_source: str, recipe: str, prompt: str,
+                  work: Path) -> TrainConfig:
+    """The user's training settings, with what the plan decides filled in: the new language
+    (under its prompt token), the run's backbone and LoRA spec, the working directory."""
+    return replace(config.train, data=config.data, dev=config.dev, languages=(prompt,), out=str(work),
+                   backbone=backbone_source, recipe=recipe, lora=spec)
 
 
 # -- the command ---------------------------------------------------------------------------------
-def add_language(run: str | Path, language: str, data: str, init: str = "random", dev: str | None = None,
-                 out: str | Path | None = None, top_k: int = 2, learned_gates: bool = False,
-                 prompt_language: str | None = None, similarity: Similarity | None = None,
-                 similarity_utterances: int = 50, train: dict | None = None, backbone=None,
+def add_language(config: AddLanguageConfig, similarity: Similarity | None = None, backbone=None,
                  log=print) -> AddLanguageResult:
-    """Train `language` into `run` (or into a copy at `out`); returns what was done.
+    """Train `config.language` into `config.run` (or into a copy at `config.out`); returns
+    what was done. Under torchrun every process calls this; rank 0 alone writes.
 
-    `train`: TrainConfig settings (max_steps, epochs, batch_size, lr, seed, max_train_per_language,
-    max_dev_per_language, eval_every, bf16, num_workers, progress, ...).
     `similarity`: a precomputed Similarity to reuse (else measured on up to
-    `similarity_utterances` training utterances).
+    `config.similarity_utterances` training utterances).
     `backbone`: a loaded Backbone to use (it is modified: adapters are injected or, for
     full-ft, its weights trained); default: the run's backbone.
     """
-    say = (lambda *a, **k: None) if log is None else (lambda *a, **k: log(*a, file=sys.stderr, **k))
-    train = dict(train or {})
-    run, out = Path(run), (Path(out) if out is not None else None)
-    language = normalize_code(language)
-    run_data, target = _preflight(run, language, init, out, top_k, learned_gates)
+    with distributed.session() as world:
+        quiet = log is None or not world.is_main
+        say = (lambda *a, **k: None) if quiet else (lambda *a, **k: log(*a, file=sys.stderr, **k))
+        return _add_language(config, similarity, backbone, say, world)
+
+
+def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -> AddLanguageResult:
+    train = config.train
+    init, top_k = config.init, config.top_k
+    run, out = Path(config.run), (Path(config.out) if config.out is not None else None)
+    language = normalize_code(config.language)
+    run_data, target = _preflight(run, language, out, train.resume)
     info = read_run(run)
     if backbone is None:
         backbone = load_backbone(info.backbone_source)
     vocab = backbone.vocab
-    prompt, known = _resolve_prompt(vocab, language, prompt_language)
+    prompt, known = _resolve_prompt(vocab, language, config.prompt_language)
     if backbone.fingerprint != info.backbone_fingerprint:
         raise UserError(f"{run}: made with backbone {info.backbone_fingerprint[:16]}, "
                         f"got {backbone.fingerprint[:16]} ({backbone.source})")
     # Refuse a corrupted original before any work (the copy is checked again below).
     ExpertGuard(run)
 
-    seed = int(train.get("seed") or 0)
-    train_utts = sample(read_language(data, language, known), train.get("max_train_per_language"), seed)
+    seed = train.seed
+    train_utts = subsample(read_language(config.data, language, known), train.max_train_per_language, seed)
     dev_utts = None
-    if dev:
-        dev_utts = sample(read_language(dev, language, known), train.get("max_dev_per_language", 50), seed)
+    if config.dev:
+        dev_utts = subsample(read_language(config.dev, language, known), train.max_dev_per_language, seed)
 
     # similarity: the bare backbone's ear, on the new language's training audio
     base_langs = lid_languages(info.experts, vocab)
@@ -252,7 +243,7 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
         if not base_langs:
             raise UserError(f"{run}: no expert is named by a Whisper language ({', '.join(info.experts)}), "
                             f"so none can be ranked by similarity for --init {init}")
-        probe = sample(train_utts, similarity_utterances, seed)
+        probe = subsample(train_utts, config.similarity_utterances, seed)
         say(f"measuring similarity on {len(probe)} utterances of {language} ...")
         similarity = language_similarity(backbone, [u.audio for u in probe], base_langs)
     if similarity is not None:
@@ -273,18 +264,20 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
     if checked.skipped:
         say(checked.note("training", len(train_rows)))
     if not checked.kept:
-        raise UserError(f"no usable training utterances for {language} in {data} "
+        raise UserError(f"no usable training utterances for {language} in {config.data} "
                         f"({checked.note('training', len(train_rows))[len('note: '):]})")
     rd = RunData([prompt], checked.kept, dev_rows, checked.durations)
     recipe = "full-ft" if init == "full-ft" else "lora-whisper"  # the loop's defaults (lr) per kind
     spec = info.spec
 
+    work = target / WORK_DIR / language
     if init == "full-ft":
-        return _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev, spec,
-                        provenance, result, say)
+        return _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, result, say, world)
 
-    if out is not None:
-        _copy_run(run, target, run_data)
+    if out is not None and not (train.resume and _resumable(target, language)):
+        if world.is_main:
+            _copy_run(run, target, run_data)
+        distributed.barrier(world)
     guard = ExpertGuard(target)
     bank, _ = load_run(target, backbone)
     before = {n: bank.state_dict_of(n) for n in bank.languages}
@@ -300,7 +293,9 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
         top = similarity.top(top_k)
         total = sum(s for _, s in top)
         mixture = {language: 1.0, **{c: s / total for c, s in top}}
-    plan, gates = _lora_plan(backbone, bank, language, init, mixture, learned_gates)
+    plan, gates = _lora_plan(backbone, bank, language, init, mixture, config.learned_gates)
+    if result.warm_from:
+        plan.init[language] = f"copy:{result.warm_from}"
 
     def current_mixture() -> dict[str, float]:
         if mixture is None:
@@ -309,31 +304,43 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
             return dict(mixture)
         return {language: 1.0, **gates.mixture()}
 
-    work = target / WORK_DIR / language
-    config = _train_config(spec, info.backbone_source, recipe, prompt, work, data, dev, train)
-    scorer = _DevScorer(plan, dev_rows, config, current_mixture, gates) if dev_rows else None
+    train_config = _train_config(config, spec, info.backbone_source, recipe, prompt, work)
+    scorers = []   # the dev scorer fit_plan builds on rank 0: it remembers the mixtures
+
+    def make_scorer(plan):
+        scorers.append(_DevScorer(plan, dev_rows, train_config, current_mixture, gates))
+        return scorers[0]
+
     say(f"add-language {language} (init {init}{', prompt <|' + prompt + '|>' if prompt != language else ''}): "
         f"{len(train_rows)} training utterances, {sum(p.numel() for p in plan.params.values()):,} trainable parameters")
     try:
-        fitted, config = _fit(plan, rd, config, work, scorer)
+        fitted = fit_plan(train_config, plan, rd, world, make_scorer=make_scorer, restart=not train.resume)
     finally:
         if gates is not None:
             gates.remove()
+    result.steps, result.best_error = fitted.steps, fitted.best_error
+    if fitted.interrupted:
+        say(f"{language} is not added yet: continue with --resume")
+        return result
+    if not world.is_main:
+        distributed.barrier(world)   # rank 0 registers the expert
+        return result
+    scorer = scorers[0] if scorers else None
     chosen = work  # the best dev adapters with a dev set, else the final ones
     sd = load_file(str(chosen / "adapters" / language / WEIGHTS_FILE))
     bank.load_expert(language, sd)
     if mixture is not None:
         final_mix = (scorer.best_mixture() if (scorer is not None and gates is not None) else None) \
             or current_mixture()
-        provenance["moe"] = {"experts": final_mix, "top_k": top_k, "learned_gates": bool(learned_gates),
+        provenance["moe"] = {"experts": final_mix, "top_k": top_k, "learned_gates": config.learned_gates,
                              "weights": "own expert 1; top-k similarities renormalised to sum to 1"
-                                        + ("; then trained" if learned_gates else "")}
+                                        + ("; then trained" if config.learned_gates else "")}
         result.mixture = final_mix
     staged = read_meta(chosen)["experts"][0]["provenance"]
     for k in ("step", "dev_error_clipped", "selected"):
         if k in staged:
             provenance[k] = staged[k]
-    provenance["train_config"] = f"{WORK_DIR}/{language}/train_config.toml"
+    provenance["train_config"] = f"{WORK_DIR}/{language}/{TRAIN_CONFIG_FILE}"
 
     # Nothing but the new expert may have moved, in memory or on disk.
     for n, sd_before in before.items():
@@ -343,7 +350,8 @@ def add_language(run: str | Path, language: str, data: str, init: str = "random"
     rundir.save_run(target, bank, backbone, provenance={language: provenance}, only=[language])
     guard.check()
     _tidy(work)
-    result.steps, result.best_error, result.provenance = fitted.steps, fitted.best_error, provenance
+    distributed.barrier(world)
+    result.provenance = provenance
     say(f"added {language} to {target} ({fitted.steps} steps"
         f"{'' if fitted.best_error is None else f', best dev error {fitted.best_error:.2f}'})")
     return result
@@ -357,21 +365,28 @@ def _tidy(work: Path) -> None:
     run_file(work).unlink(missing_ok=True)
 
 
-def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev, spec, provenance,
-             result, say) -> AddLanguageResult:
+def _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, result, say,
+             world) -> AddLanguageResult:
     """Fine-tune every weight on the new language (bare rows); OUT = fine-tuned Whisper + the
     original experts copied byte for byte."""
+    language = result.language
     if has_lora(backbone.model):
         raise UserError("full-ft needs a backbone without adapters injected")
     plan = full_ft(backbone, [prompt])
-    work = target / WORK_DIR / language
-    config = _train_config(spec, info.backbone_source, "full-ft", prompt, work, data, dev, train)
-    scorer = DevScorer(plan, rd.dev, config.eval_batch_size, config.eval_max_new_tokens) if rd.dev else None
-    target.mkdir(parents=True, exist_ok=True)
+    train_config = _train_config(config, info.spec, info.backbone_source, "full-ft", prompt, work)
+    if world.is_main:
+        target.mkdir(parents=True, exist_ok=True)
     say(f"add-language {language} (full fine-tuning): {len(rd.train)} training utterances, "
         f"{sum(p.numel() for p in plan.params.values()):,} trainable parameters")
-    fitted, config = _fit(plan, rd, config, work, scorer)
+    fitted = fit_plan(train_config, plan, rd, world, restart=not config.train.resume)
     plan.model.requires_grad_(False).eval()
+    result.steps, result.best_error = fitted.steps, fitted.best_error
+    if fitted.interrupted:
+        say(f"{language} is not fine-tuned yet: continue with --resume")
+        return result
+    if not world.is_main:
+        distributed.barrier(world)   # rank 0 writes the new run
+        return result
     # best dev model at work/model, else the final one there; work/final/ is a duplicate
     shutil.move(str(work / MODEL_DIR), str(target / MODEL_DIR))
     staged = read_meta(work)
@@ -379,7 +394,7 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
     for k in ("step", "dev_error_clipped", "selected"):
         if k in staged.get("provenance", {}):
             provenance[k] = staged["provenance"][k]
-    provenance["train_config"] = f"{WORK_DIR}/{language}/train_config.toml"
+    provenance["train_config"] = f"{WORK_DIR}/{language}/{TRAIN_CONFIG_FILE}"
     tuned = load_backbone(str((target / MODEL_DIR).resolve()))
     for e in info.data["experts"]:
         shutil.copytree(run / e["path"], target / e["path"])
@@ -394,6 +409,7 @@ def _full_ft(run, target, info, backbone, language, prompt, rd, train, data, dev
     original = ExpertGuard(run).before
     if copied != original:
         raise UserError(f"{target}: the copied experts differ from {run}'s")
-    result.steps, result.best_error, result.provenance = fitted.steps, fitted.best_error, provenance
+    distributed.barrier(world)
+    result.provenance = provenance
     say(f"full fine-tuning on {language} written to {target} ({fitted.steps} steps)")
     return result

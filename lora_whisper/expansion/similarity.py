@@ -32,7 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from lora_whisper.adapters.run import read_run
+from lora_whisper.backbone.load import load_backbone
+from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
+from lora_whisper.expansion.sources import read_language
+from lora_whisper.inference.transcriber import Transcriber
+from lora_whisper.languages import normalize_code
 
 
 @dataclass
@@ -106,8 +112,6 @@ def language_similarity(backbone, audio: Sequence, languages: Sequence[str], bat
     Runs the bare backbone even when `backbone.model` carries a LoRA bank: the Transcriber
     is built without one, and `language_probs` runs its forward calls in a `routed(None)` block.
     """
-    from lora_whisper.inference.transcriber import Transcriber
-
     unknown = [c for c in languages if c not in backbone.vocab.language_ids]
     if unknown:
         raise UserError(f"{', '.join(unknown)}: no Whisper language token, cannot be scored by language ID")
@@ -137,11 +141,6 @@ def similarity_for_run(run, data: str, language: str | None = None, max_utteranc
     `language`: the new language's code (a new code Whisper has no token for is fine);
     None when `data` holds one language. Up to `max_utterances`, a seeded random choice.
     """
-    from lora_whisper.adapters.run import read_run
-    from lora_whisper.backbone.load import load_backbone
-    from lora_whisper.expansion.sources import read_language, sample
-    from lora_whisper.languages import normalize_code
-
     info = read_run(run)
     if backbone is None:
         backbone = load_backbone(info.backbone_source)
@@ -153,5 +152,5 @@ def similarity_for_run(run, data: str, language: str | None = None, max_utteranc
                         f"nothing to rank")
     utts = read_language(data, code, known=code is None or code in vocab.language_ids)
     code = code or utts[0].language
-    utts = sample(utts, max_utterances, seed)
+    utts = subsample(utts, max_utterances, seed)
     return language_similarity(backbone, [u.audio for u in utts], langs, batch_size, pad_30s), code

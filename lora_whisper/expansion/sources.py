@@ -8,11 +8,11 @@ that check and apply the remaining row checks (text present, audio file present)
 """
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from lora_whisper.data.readers import FORMATS, detect_format, open_source, parse_spec
 from lora_whisper.data.utterance import BadRow, DataError, Utterance
 from lora_whisper.errors import UserError
 
@@ -24,8 +24,6 @@ def _raw_code(lang) -> str | None:
 
 
 def _read_new_code(spec: str, code: str) -> list[Utterance]:
-    from lora_whisper.data.readers import FORMATS, detect_format, parse_spec
-
     fmt, path = parse_spec(spec)
     fmt = fmt or detect_format(path)
     if fmt == "jsonl" and path.is_dir():
@@ -59,8 +57,6 @@ def read_language(spec: str, code: str | None, known: bool) -> list[Utterance]:
 
     `known`: whether `code` is a Whisper language (read through the normal checks).
     """
-    from lora_whisper.data.readers import open_source
-
     if code is None:
         utts = open_source(spec)
         langs = Counter(u.language for u in utts)
@@ -71,15 +67,6 @@ def read_language(spec: str, code: str | None, known: bool) -> list[Utterance]:
     if known:
         return open_source(spec, language=code)
     return _read_new_code(spec, code)
-
-
-def sample(utts: list[Utterance], n: int | None, seed: int = 0) -> list[Utterance]:
-    """At most n utterances, a seeded random choice kept in source order (the first N of a
-    corpus are often one speaker)."""
-    if n is None or len(utts) <= n:
-        return list(utts)
-    keep = set(random.Random(seed).sample(range(len(utts)), n))
-    return [u for i, u in enumerate(utts) if i in keep]
 
 
 def relabel(utts: list[Utterance], prompt_language: str) -> list[Utterance]:

@@ -23,17 +23,20 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from lora_whisper.adapters.run import run_file
+from lora_whisper.audio import AudioError, AudioTooLong, decode_bytes
+from lora_whisper.inference.formats import render
 from lora_whisper.serving.access_log import AccessLog
 from lora_whisper.serving.batcher import Cancelled, Job, JobFailed, MicroBatcher
 from lora_whisper.serving.cards import model_card, verbose_json
 from lora_whisper.serving.routing_fields import expert_models, request_routing
 from lora_whisper.serving.errors import APIError, UploadLimit, error_body
 from lora_whisper.serving.errors import shown as _shown
+from lora_whisper.serving.stream import SegmentQueue
 
 STATIC = Path(__file__).resolve().parent / "static"
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -169,8 +172,6 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         if len(data) > max_bytes:
             raise APIError(413, f"file is {len(data) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB",
                            "file", "file_too_large")
-        from lora_whisper.audio import AudioError, AudioTooLong, decode_bytes
-
         name = " ".join((file.filename or "upload").split())[:128] or "upload"
         try:
             audio = await run_in_threadpool(decode_bytes, data, name, max_seconds=max_audio_seconds)
@@ -180,10 +181,6 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
             raise APIError(400, str(exc), "file", "invalid_audio") from None
         request.state.audio_seconds = len(audio) / 16000
         if stream:   # segments as server-sent events while the file is decoded (stream.py)
-            from fastapi.responses import StreamingResponse
-
-            from lora_whisper.serving.stream import SegmentQueue
-
             q = SegmentQueue(asyncio.get_running_loop())
             job = Job(audio, code, float(temperature), words=words, on_segment=q.on_segment,
                       candidates=candidates, routing=routing)
@@ -204,8 +201,6 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
                                 transcriber.bank is not None)
         if response_format == "text":
             return PlainTextResponse(t.text)
-        from lora_whisper.inference.formats import render
-
         return PlainTextResponse(render(t, response_format),
                                  media_type="text/vtt" if response_format == "vtt" else "text/plain")
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from lora_whisper.inference.transcriber import SHORT_SECONDS
+
 _STOP = object()
 
 
@@ -172,8 +174,6 @@ class MicroBatcher:
             return
         self.requests += len(live)
         self.batches.append(len(live))
-        from lora_whisper.inference.transcriber import SHORT_SECONDS
-
         short = [j for j in live if j.seconds <= SHORT_SECONDS]
         self._long += [j for j in live if j.seconds > SHORT_SECONDS]
         self._running += len(live)

@@ -1,6 +1,9 @@
 """What the API says about the model: the /v1/models card and verbose_json transcriptions."""
 from __future__ import annotations
 
+from lora_whisper.languages import language_name
+from lora_whisper.serving.stream import segment_json, word_json
+
 
 def model_card(transcriber, model_id: str, created: int) -> dict:
     """The /v1/models entry: OpenAI's fields plus the run's experts and their provenance."""
@@ -29,9 +32,6 @@ def verbose_json(t, model_id: str, mixture: dict[str, float] | None = None, has_
     """OpenAI's verbose_json plus what routed the clip: `expert` (a name, "a+b" for a MoE
     language, None for the bare backbone), `mixture` ({expert: weight}) and, when a run
     with experts has none for the clip's language, a `warning` saying so."""
-    from lora_whisper.languages import language_name
-    from lora_whisper.serving.stream import segment_json, word_json
-
     extra = {}
     if has_experts and t.expert is None and t.language:
         extra["warning"] = f"no expert for language {t.language!r} in this run: decoded by the bare backbone"

@@ -8,6 +8,7 @@ default applies (`serve --languages`, by default the run's experts' languages). 
 """
 from __future__ import annotations
 
+from lora_whisper.inference.routing_policy import ROUTING_MODES
 from lora_whisper.serving.errors import APIError, shown
 
 
@@ -26,8 +27,6 @@ def request_routing(transcriber, model: str, experts: dict, language: str | None
                     routing: str | None) -> tuple[str | None, list[str] | None]:
     """(the language to force or None, the candidates or None for the server's default);
     APIError 400 on a contradiction or a bad value."""
-    from lora_whisper.inference.routing_policy import ROUTING_MODES
-
     if routing is not None and routing not in ROUTING_MODES:
         raise APIError(400, f"routing {shown(routing)} is not one of: {', '.join(ROUTING_MODES)}", "routing")
     if model in experts:

@@ -10,6 +10,7 @@ equivalence test relies on.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,6 +46,19 @@ def setup(device: str | None = None) -> World:
 def teardown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def session(device: str | None = None):
+    """The process world for one command: joined on entry, left on exit by whoever joined it
+    (a caller already inside a session, e.g. add-language around the orchestrator, keeps it)."""
+    owner = not dist.is_initialized()
+    world = setup(device)
+    try:
+        yield world
+    finally:
+        if owner:
+            teardown(world)
 
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from lora_whisper.adapters.routing import routed
 from lora_whisper.backbone.forward import decoder_hidden, decoder_logits, encode
+from lora_whisper.config import TRAIN_CONFIG_FILE
 from lora_whisper.data.batching import IGNORE_INDEX
 from lora_whisper.errors import UserError
 from lora_whisper.training import checkpoint as ckpt
@@ -215,7 +216,7 @@ def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> Fit
             })
 
     def provenance(**extra) -> dict:
-        return {"step": step, "train_config": "train_config.toml",
+        return {"step": step, "train_config": TRAIN_CONFIG_FILE,
                 "train_utterances": len(data.train), **extra}
 
     def out_of_patience() -> bool:

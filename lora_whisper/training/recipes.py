@@ -25,8 +25,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lora_whisper.adapters.model import inject
 from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import RouteTable
+from lora_whisper.errors import UserError
 
 SHARED = "shared"
 
@@ -39,6 +41,10 @@ class Plan:
     trained: list[str]                            # experts this run trains
     routing_fn: Callable[[dict], Routing | None]  # batch -> routing of its rows
     route_all_to: str | None = None               # decode every language with this expert
+    # How each trained expert starts ("random", "copy:<expert>"; default random) and which
+    # experts of the bank ride along frozen (an added language's MoE partners, a run's
+    # existing experts): the plan says it, the loop never needs to.
+    init: dict[str, str] = field(default_factory=dict)
     params: dict[str, nn.Parameter] = field(default_factory=dict)  # name -> trainable param
     # Saving: which experts go into the run (None = every expert of the bank, so a run made
     # by extending another holds the frozen experts too), and per-expert provenance to record
@@ -52,6 +58,22 @@ class Plan:
     def model(self) -> nn.Module:
         return self.backbone.model
 
+    @property
+    def frozen(self) -> list[str]:
+        """The bank's experts this plan does not train (never written by it)."""
+        return [] if self.bank is None else [n for n in self.bank.languages if n not in self.trained]
+
+    def describe(self) -> str:
+        """What trains and from where, for the start-of-training line."""
+        if self.bank is None:
+            return ""
+        starts = [f"{n} from {self.init[n][len('copy:'):]}" for n in self.trained
+                  if self.init.get(n, "random").startswith("copy:")]
+        parts = [f"; training {', '.join(self.trained)}" + (f" ({', '.join(starts)})" if starts else "")]
+        if self.frozen:
+            parts.append(f"; frozen {', '.join(self.frozen)}")
+        return "".join(parts)
+
     def collect_params(self) -> None:
         # Names from the model (not the bank) so checkpoints of every recipe key alike.
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
@@ -60,8 +82,6 @@ class Plan:
 
 
 def lora_whisper(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
-    from lora_whisper.adapters.model import inject
-
     bank = inject(backbone.model, spec, languages, seed=seed)
     bank.set_trainable(languages)
 
@@ -74,8 +94,6 @@ def lora_whisper(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
 
 
 def shared_lora(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
-    from lora_whisper.adapters.model import inject
-
     bank = inject(backbone.model, spec, [SHARED], seed=seed)
     bank.set_trainable([SHARED])
 
@@ -105,11 +123,7 @@ class _Mixtures(RouteTable):
 
 
 def shared_experts(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
-    from lora_whisper.adapters.model import inject
-
     if SHARED in languages:
-        from lora_whisper.errors import UserError
-
         raise UserError(f"recipe shared+experts names its shared expert {SHARED!r}: not a language")
     names = [SHARED, *languages]
     bank = inject(backbone.model, spec, names, seed=seed)
@@ -138,8 +152,6 @@ def make_plan(recipe: str, backbone, languages: list[str], spec, seed: int = 0) 
     try:
         build = RECIPES[recipe]
     except KeyError:
-        from lora_whisper.errors import UserError
-
         raise UserError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}") from None
     # Adapter initialisation draws from the global generator too: seed it for a run that
     # is the same whatever ran before it in this process.

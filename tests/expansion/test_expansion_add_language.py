@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from lora_whisper.errors import UserError
-from lora_whisper.expansion import add_language
+from lora_whisper.expansion import AddLanguageConfig, add_language
 from lora_whisper.expansion.similarity import Similarity
 
 # pl first on purpose: the tiny model's own LID would not pick it, so a warm start from pl
@@ -39,6 +39,12 @@ def spy_fit(monkeypatch):
     return seen
 
 
+def add(run, language, data, similarity=None, log=None, **settings):
+    """add-language as the API takes it: one AddLanguageConfig (training settings in `train`)."""
+    return add_language(AddLanguageConfig(run=run, language=language, data=data, **settings),
+                        similarity=similarity, log=log)
+
+
 def _weights(run, name):
     return load_file(str(run / "adapters" / name / "adapter_model.safetensors"))
 
@@ -48,7 +54,7 @@ def _entries(run):
 
 
 def test_warm_start_copies_exactly_the_most_similar_expert(base_run, corpus, fast, spy_fit):
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="warm", similarity=FAKE,
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="warm", similarity=FAKE,
                        train=fast, log=None)
     assert res.warm_from == "pl"
     pl = _weights(base_run, "pl")
@@ -65,13 +71,13 @@ def test_warm_start_copies_exactly_the_most_similar_expert(base_run, corpus, fas
 
 
 def test_warm_start_follows_the_measured_similarity(base_run, corpus, fast):
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="warm", train=fast, log=None)
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="warm", train=fast, log=None)
     assert res.warm_from == res.similarity.most_similar
     assert _entries(base_run)["pt"]["provenance"]["similarity"]["n_utterances"] == 4
 
 
 def test_random_init_starts_as_the_bare_backbone(base_run, corpus, fast, spy_fit):
-    add_language(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
+    add(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
     assert all(float(t.abs().sum()) == 0 for k, t in spy_fit["start"].items() if "lora_B" in k)
     assert spy_fit["routing"].kind == "single"
 
@@ -79,7 +85,7 @@ def test_random_init_starts_as_the_bare_backbone(base_run, corpus, fast, spy_fit
 def test_moe_mixture_is_stored_and_reproduced_at_load(base_run, corpus, fast, spy_fit):
     from lora_whisper.inference.transcriber import load
 
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, top_k=2,
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, top_k=2,
                        train=fast, log=None)
     want = {"pt": 1.0, "pl": 0.5 / 0.8, "it": 0.3 / 0.8}
     assert res.mixture == pytest.approx(want)
@@ -109,7 +115,7 @@ def test_moe_mixture_is_stored_and_reproduced_at_load(base_run, corpus, fast, sp
 
 
 def test_moe_top_k_one_and_more_than_the_run_has(base_run, corpus, fast):
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, top_k=5,
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, top_k=5,
                        train=fast, log=None)
     assert res.mixture == pytest.approx({"pt": 1.0, "pl": 0.5, "it": 0.3, "es": 0.2})
 
@@ -142,7 +148,7 @@ def test_learned_gates_equal_the_stored_mixture_and_move(base_run, corpus, fast)
         routed = logits(bank.routing_for([mix, mix]))
     assert torch.allclose(hooked, routed, atol=1e-5)
 
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="moe", learned_gates=True,
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="moe", learned_gates=True,
                        similarity=FAKE, dev=str(corpus["dev-pt"]), train=fast, log=None)
     prov = _entries(base_run)["pt"]["provenance"]["moe"]
     assert prov["learned_gates"] is True and prov["experts"] == pytest.approx(res.mixture)
@@ -154,8 +160,8 @@ def test_existing_experts_bitwise_unchanged(base_run, corpus, fast, digest):
     before_files = {k: v for k, v in digest(base_run).items() if k.startswith("adapters/")}
     before_entries = _entries(base_run)
     before_tensors = {n: _weights(base_run, n) for n in before_entries}
-    add_language(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, train=fast, log=None)
-    add_language(base_run, "xx", str(corpus["train-xx"]), init="warm", prompt_language="de",
+    add(base_run, "pt", str(corpus["train-pt"]), init="moe", similarity=FAKE, train=fast, log=None)
+    add(base_run, "xx", str(corpus["train-xx"]), init="warm", prompt_language="de",
                  similarity=FAKE, train=fast, log=None)
     after = digest(base_run)
     assert {k: after[k] for k in before_files} == before_files
@@ -180,7 +186,7 @@ def info_source(run):
 def test_out_copies_the_run_and_leaves_the_original_alone(base_run, corpus, fast, digest, tmp_path):
     before = digest(base_run)
     out = tmp_path / "run2"
-    add_language(base_run, "pt", str(corpus["train-pt"]), init="random", out=out, similarity=FAKE,
+    add(base_run, "pt", str(corpus["train-pt"]), init="random", out=out, similarity=FAKE,
                  train=fast, log=None)
     assert digest(base_run) == before
     assert list(_entries(out)) == ["pl", "es", "it", "pt"]
@@ -189,7 +195,7 @@ def test_out_copies_the_run_and_leaves_the_original_alone(base_run, corpus, fast
 
 
 def test_new_code_prompts_with_the_named_token(base_run, corpus, fast, spy_fit):
-    res = add_language(base_run, "xx", str(corpus["train-xx"]), init="warm", prompt_language="Spanish",
+    res = add(base_run, "xx", str(corpus["train-xx"]), init="warm", prompt_language="Spanish",
                        similarity=FAKE, dev=str(corpus["dev-xx"]), train=fast, log=None)
     assert res.prompt_language == "es"
     prov = _entries(base_run)["xx"]["provenance"]
@@ -200,7 +206,7 @@ def test_new_code_prompts_with_the_named_token(base_run, corpus, fast, spy_fit):
     cfg = tomllib.loads((base_run / "expansion" / "xx" / "train_config.toml").read_text())
     assert cfg["languages"] == ["es"]
     # a Whisper language records its own token
-    add_language(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
+    add(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
     assert _entries(base_run)["pt"]["provenance"]["prompt_language"] == "pt"
 
 
@@ -209,7 +215,7 @@ def test_full_ft_writes_a_separate_run_and_leaves_the_original(base_run, corpus,
 
     before = digest(base_run)
     out = tmp_path / "ft"
-    res = add_language(base_run, "pt", str(corpus["train-pt"]), init="full-ft", out=out,
+    res = add(base_run, "pt", str(corpus["train-pt"]), init="full-ft", out=out,
                        dev=str(corpus["dev-pt"]), similarity=FAKE, train=dict(fast, lr=1e-3), log=None)
     assert digest(base_run) == before
     assert (out / "model" / "model.safetensors").exists() and res.run == out
@@ -230,26 +236,26 @@ def test_refusals(base_run, corpus, fast, tmp_path, digest):
     before = digest(base_run)
     data = str(corpus["train-pt"])
     with pytest.raises(UserError, match="already has an expert for 'es'"):
-        add_language(base_run, "es", data, init="random", train=fast, log=None)
+        add(base_run, "es", data, init="random", train=fast, log=None)
     with pytest.raises(UserError, match="unknown language 'qq'"):
-        add_language(base_run, "xx", str(corpus["train-xx"]), init="random", prompt_language="qq",
+        add(base_run, "xx", str(corpus["train-xx"]), init="random", prompt_language="qq",
                      train=fast, log=None)
     with pytest.raises(UserError, match="--prompt-language"):
-        add_language(base_run, "xx", str(corpus["train-xx"]), init="random", train=fast, log=None)
+        add(base_run, "xx", str(corpus["train-xx"]), init="random", train=fast, log=None)
     with pytest.raises(UserError, match="no such run directory"):
-        add_language(tmp_path / "missing", "pt", data, init="random", train=fast, log=None)
+        add(tmp_path / "missing", "pt", data, init="random", train=fast, log=None)
     with pytest.raises(UserError, match="give --out"):
-        add_language(base_run, "pt", data, init="full-ft", train=fast, log=None)
+        add(base_run, "pt", data, init="full-ft", train=fast, log=None)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("")
     with pytest.raises(UserError, match="not empty"):
-        add_language(base_run, "pt", data, init="random", out=tmp_path / "busy", train=fast, log=None)
+        add(base_run, "pt", data, init="random", out=tmp_path / "busy", train=fast, log=None)
     with pytest.raises(UserError, match="--init moe"):
-        add_language(base_run, "pt", data, init="warm", learned_gates=True, train=fast, log=None)
+        add(base_run, "pt", data, init="warm", learned_gates=True, train=fast, log=None)
     with pytest.raises(UserError, match="unknown --init"):
-        add_language(base_run, "pt", data, init="lukewarm", train=fast, log=None)
+        add(base_run, "pt", data, init="lukewarm", train=fast, log=None)
     with pytest.raises(UserError, match="no utterances"):
-        add_language(base_run, "de", str(corpus["train"]), init="random", similarity=FAKE, train=fast, log=None)
+        add(base_run, "de", str(corpus["train"]), init="random", similarity=FAKE, train=fast, log=None)
     assert digest(base_run) == before
 
 
@@ -259,7 +265,7 @@ def test_refuses_a_run_whose_expert_was_modified(base_run, corpus, fast):
     blob[-1] ^= 1
     w.write_bytes(bytes(blob))
     with pytest.raises(UserError, match="do not match the checksum"):
-        add_language(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
+        add(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
 
 
 def test_guard_restores_the_run_file_when_an_old_expert_is_written(base_run, corpus, fast, monkeypatch):
@@ -276,7 +282,7 @@ def test_guard_restores_the_run_file_when_an_old_expert_is_written(base_run, cor
     run_file = (base_run / "lora_whisper.json").read_bytes()
     monkeypatch.setattr(files, "save_run", evil_save_run)
     with pytest.raises(UserError, match="changed"):
-        add_language(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
+        add(base_run, "pt", str(corpus["train-pt"]), init="random", similarity=FAKE, train=fast, log=None)
     assert (base_run / "lora_whisper.json").read_bytes() == run_file
 
 
@@ -306,7 +312,7 @@ def test_transcriber_prompts_a_new_code_with_its_recorded_token(base_run, corpus
     from lora_whisper.inference.decoding import decode_batch
     from lora_whisper.inference.transcriber import load
 
-    add_language(base_run, "xx", str(corpus["train-xx"]), init="random", prompt_language="es",
+    add(base_run, "xx", str(corpus["train-xx"]), init="random", prompt_language="es",
                  similarity=FAKE, train=fast, log=None)
     t = load(run=base_run)
     audio = t._load(str(corpus["dev-xx"].parent / "xx-4.wav"))

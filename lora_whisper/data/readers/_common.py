@@ -3,6 +3,7 @@ per-row checks; the split names corpora disagree on."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from lora_whisper.data.utterance import BadRow, Utterance
@@ -80,8 +81,6 @@ def check(utt: Utterance, check_files: bool = True) -> Utterance | BadRow:
     if problems:
         return BadRow(where, "; ".join(problems), utt.id)
     if code != utt.language:
-        from dataclasses import replace
-
         utt = replace(utt, language=code)
     return utt
 
@@ -89,8 +88,6 @@ def check(utt: Utterance, check_files: bool = True) -> Utterance | BadRow:
 def select(utt: Utterance, language: str | None, split: str | None) -> Utterance | None:
     """For sources whose rows carry their own language and split: `language`/`split` keep
     the matching rows and fill rows that have none; None means the row is not wanted."""
-    from dataclasses import replace
-
     changes = {}
     if language is not None:
         if utt.language is None or not str(utt.language).strip():

@@ -6,12 +6,16 @@ the cache (`Utterance.audio` must be a path), keyed by the dataset's fingerprint
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
+from lora_whisper.audio import write_wav
 from lora_whisper.data.readers._common import SPLIT_ALIASES, select
 from lora_whisper.data.readers.table import COLUMNS
 from lora_whisper.data.utterance import BadRow, DataError, Utterance
@@ -27,7 +31,7 @@ def is_hf_disk(path: Path) -> bool:
 def read_hf_disk(path: Path, language: str | None = None,
                  split: str | None = None) -> Iterator[Utterance | BadRow]:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # noqa: F401  (optional: not a dependency of ours; `datasets` brings it)
     except ImportError:
         raise DataError(f"{path}: reading a saved Hugging Face dataset needs pyarrow; "
                         "install it with `pip install datasets`") from None
@@ -45,7 +49,7 @@ def read_hf_disk(path: Path, language: str | None = None,
 
 
 def _read_dataset(d: Path, language: str | None, split: str | None):
-    import pyarrow as pa
+    import pyarrow as pa  # optional (see read_hf_disk), so imported where it is used
 
     state = json.loads((d / "state.json").read_text())
     features = json.loads((d / "dataset_info.json").read_text()).get("features") or {}
@@ -114,12 +118,8 @@ def _audio_path(value, d: Path, out_dir: Path, row: int) -> str:
             os.replace(tmp, target)
         return str(target)
     if value.get("array") is not None:
-        from lora_whisper.audio import write_wav
-
         target = out_dir / f"{row:08d}.wav"
         if not target.exists():
-            import numpy as np
-
             write_wav(target, np.asarray(value["array"]), value.get("sampling_rate") or 16000,
                       subtype="FLOAT")
         return str(target)
@@ -137,8 +137,6 @@ def _pick(names: list[str], wanted) -> str | None:
 def _digest(d: Path, state: dict) -> str:
     # The fingerprint alone names a transform history, not a place: two copies of a dataset
     # edited apart must not share extracted audio.
-    import hashlib
-
     key = [str(d.resolve()), state.get("_fingerprint")]
     key += [f"{f['filename']}:{(d / f['filename']).stat().st_size}" for f in state["_data_files"]]
     return hashlib.sha256("|".join(map(str, key)).encode()).hexdigest()[:16]
