@@ -75,12 +75,14 @@ def _rows(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOpti
                 reader.close()
 
 
-def encode_rows(model, feats: torch.Tensor, lens: torch.Tensor):
-    """The encoder over a batch, ENCODE_ROWS rows at a time (all rows are 30 s: no mask).
-    It runs on the bare backbone, whatever routing the caller is in."""
-    with routed(None):
-        parts = [encode(model, feats[s:s + ENCODE_ROWS], lens[s:s + ENCODE_ROWS])[0]
-                 for s in range(0, feats.shape[0], ENCODE_ROWS)]
+def encode_rows(model, feats: torch.Tensor, lens: torch.Tensor, routing=None):
+    """The encoder over a batch, ENCODE_ROWS rows at a time (all rows are 30 s: no mask),
+    each row through its own experts (`routing`, None = the bare backbone)."""
+    parts = []
+    for s in range(0, feats.shape[0], ENCODE_ROWS):
+        rows = None if routing is None else routing.index_select(torch.arange(s, min(s + ENCODE_ROWS, feats.shape[0])))
+        with routed(rows):
+            parts.append(encode(model, feats[s:s + ENCODE_ROWS], lens[s:s + ENCODE_ROWS])[0])
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
@@ -124,9 +126,9 @@ def transcribe_chunked(t: "Transcriber", job: "TranscribeJob", order: list[int],
         clips = [a for _, _, a, _ in batch]
         languages = [job.outs[i].language for i, *_ in batch]
         feats, lens = t._features(clips, silence_to_30s=True)
-        enc = encode_rows(t.model, feats, lens)
-        prompts = [t.vocab.sot_sequence(t.prompt_language(lang), timestamps=options.timestamps) for lang in languages]
         routing = t._routing(languages)
+        enc = encode_rows(t.model, feats, lens, routing)
+        prompts = [t.vocab.sot_sequence(t.prompt_language(lang), timestamps=options.timestamps) for lang in languages]
         results = decode_batch(t.model, t.vocab, feats, lens, prompts, routing=routing, options=options,
                                encoded=(enc, None))
         pieces_per_row = []

@@ -348,25 +348,34 @@ class Transcriber:
         return routes_for(language, probs, job.policy, self.mixture_for)
 
     def _decode_routes(self, features, routes: list[list[Route]], options: DecodeOptions,
-                       choose: DecodeOptions, encoded=None) -> list[tuple]:
+                       choose: DecodeOptions, keep_encoded: bool = False) -> tuple[list[tuple], tuple | None]:
         """Every route of every input is one row of a single batch (an N-best input's copies
         ride with the others); per input, the chosen (result, route): the copy without a
-        repetition loop, then the best length-normalised log-probability."""
+        repetition loop, then the best length-normalised log-probability.
+
+        `keep_encoded` (word timestamps align on the encoder output again): also return each
+        input's encoder output under its chosen route (the encoder has experts too)."""
         feats, lens = features
         flat = [(k, r) for k, rs in enumerate(routes) for r in rs]
         if len(flat) != len(routes):
             rows = torch.tensor([k for k, _ in flat], device=feats.device)
             feats, lens = feats[rows], None if lens is None else lens[rows]
-            if encoded is not None:
-                enc, keep = encoded
-                encoded = (enc[rows], None if keep is None else keep[rows])
-        results = self._decode((feats, lens), [r.language for _, r in flat], options, encoded,
-                               specs=[r.spec for _, r in flat])
+        languages, specs = [r.language for _, r in flat], [r.spec for _, r in flat]
+        encoded = None
+        if keep_encoded:
+            with torch.no_grad(), routed(self._route_rows(languages, specs)):
+                encoded = encode(self.model, feats, lens)
+        results = self._decode((feats, lens), languages, options, encoded, specs=specs)
         best: list = [None] * len(routes)
-        for (k, r), res in zip(flat, results):
+        chosen = [0] * len(routes)
+        for j, ((k, r), res) in enumerate(zip(flat, results)):
             if best[k] is None or better_result(res, best[k][0], choose):
-                best[k] = (res, r)
-        return best
+                best[k], chosen[k] = (res, r), j
+        if encoded is not None and len(flat) != len(routes):
+            enc, keep = encoded
+            pick = torch.tensor(chosen, device=enc.device)
+            encoded = (enc[pick], None if keep is None else keep[pick])
+        return best, encoded
 
     def _apply_route(self, out: Transcription, route: Route) -> None:
         """Record what a row was decoded with (an N-best input may change language)."""
@@ -393,15 +402,6 @@ class Transcriber:
                    for lang in languages]
         return decode_batch(self.model, self.vocab, feats, lens, prompts, routing=self._route_rows(languages, specs),
                             options=options, encoded=encoded)
-
-    def _encode_for_words(self, job: "TranscribeJob", features):
-        """The encoder output, computed once, when word timestamps will need it again. On the
-        bare backbone, whatever routing the caller is in (a request served between the
-        layers of another's decode: decoding.preemptible)."""
-        if not job.words:
-            return None
-        with torch.no_grad(), routed(None):
-            return encode(self.model, *features)
 
     def _words(self, encoded, languages: list[str], pieces_per_row: list[list], samples: list[int],
                offsets: list[float] | None = None, results: list | None = None, specs: list | None = None):
@@ -450,9 +450,9 @@ class Transcriber:
         # the compression-ratio fallback then runs on the padded re-decode only.
         first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
         features = self._features(clips, languages=[job.outs[i].language for i in idx])
-        encoded = self._encode_for_words(job, features)
-        picked = self._decode_routes(features, [self._routes(job, i, job.outs[i].language, job.outs[i].language_probs)
-                                                for i in idx], first, job.options, encoded)
+        picked, encoded = self._decode_routes(
+            features, [self._routes(job, i, job.outs[i].language, job.outs[i].language_probs) for i in idx],
+            first, job.options, keep_encoded=job.words)
         for i, (_, route) in zip(idx, picked):
             self._apply_route(job.outs[i], route)
         results = [res for res, _ in picked]
@@ -545,9 +545,9 @@ class Transcriber:
                                            (feats[keep], None if lens is None else lens[keep]), lang)
                 try:
                     with preemptible(job.preempt):
-                        encoded = self._encode_for_words(job, (feats, lens))
-                        picked = self._decode_routes((feats, lens), [self._routes(job, c.index, *lang[c.index])
-                                                                     for c in active], options, options, encoded)
+                        picked, encoded = self._decode_routes(
+                            (feats, lens), [self._routes(job, c.index, *lang[c.index]) for c in active],
+                            options, options, keep_encoded=job.words)
                 except Exception as exc:  # noqa: BLE001  (the window batch failed: fail its inputs, go on)
                     if job.single:
                         raise

@@ -155,3 +155,28 @@ def test_vad_options_reach_the_detector(voices):
     probs, n = speech_probs(audio)
     loose = speech_spans(probs, n, VadOptions(min_silence_duration_ms=2000))
     assert len(loose) <= len(speech_spans(probs, n))
+
+
+def test_chunk_encoder_routes_each_row_through_its_experts(tiny, rng):
+    """VAD chunks are encoded apart from decoding (ENCODE_ROWS at a time); each row still goes
+    through its own language's encoder experts, as decode_batch's own encoding does."""
+    import torch
+
+    from lora_whisper.adapters.config import LoraSpec
+    from lora_whisper.adapters.model import inject, perturb_experts
+    from lora_whisper.adapters.routing import routed
+    from lora_whisper.backbone.forward import encode
+    from lora_whisper.inference.chunked import encode_rows
+
+    bank = inject(tiny.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en"], seed=0)
+    perturb_experts(bank, 0.5, 1)
+    feats = torch.randn(3, tiny.n_mels, 3000, generator=torch.Generator().manual_seed(0))
+    lens = torch.full((3,), 3000)
+    routing = bank.routing_for(["de", None, "en"])
+    with torch.no_grad():
+        with routed(routing):
+            whole, _ = encode(tiny.model, feats, lens)
+        rows = encode_rows(tiny.model, feats, lens, routing)
+        bare = encode_rows(tiny.model, feats, lens)
+    assert torch.allclose(rows, whole, atol=1e-5)
+    assert torch.equal(rows[1], bare[1]) and not torch.allclose(rows[0], bare[0], atol=1e-3)

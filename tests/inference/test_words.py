@@ -115,6 +115,25 @@ def test_words_follow_each_rows_expert(tiny, rng):
         assert [w for g in alone.segments for w in g.words] == [w for g in r.segments for w in g.words]
 
 
+def test_words_leave_a_routed_runs_segments_unchanged(tiny, rng):
+    """The encoder has experts too: asking for word timestamps (which keep the encoder output
+    for the alignment pass) must not decode on the bare encoder. Short and seeking paths,
+    given and N-best routes."""
+    from lora_whisper.adapters.config import LoraSpec
+    from lora_whisper.adapters.model import inject, perturb_experts
+
+    bank = inject(tiny.model, LoraSpec(r=4, alpha=8, dropout=0.0), ["de", "en"], seed=0)
+    perturb_experts(bank, 0.5, 1)
+    t = Transcriber(tiny, bank=bank, options=GREEDY, batch_size=4)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (4 * SR, 6 * SR, 40 * SR)]
+    for language in (["de", "en", "de"], None):
+        plain = t.transcribe(clips, language=language)
+        timed = t.transcribe(clips, language=language, word_timestamps=True)
+        for a, b in zip(plain, timed):
+            assert (a.language, a.expert) == (b.language, b.expert)
+            assert [(g.start, g.end, g.text) for g in a.segments] == [(g.start, g.end, g.text) for g in b.segments]
+
+
 def test_median_filter_is_whispers(rng):
     import torch
     import torch.nn.functional as F
