@@ -313,11 +313,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
 
     say(f"add-language {language} (init {init}{', prompt <|' + prompt + '|>' if prompt != language else ''}): "
         f"{len(train_rows)} training utterances, {sum(p.numel() for p in plan.params.values()):,} trainable parameters")
-    try:
-        fitted = fit_plan(train_config, plan, rd, world, make_scorer=make_scorer, restart=not train.resume)
-    finally:
-        if gates is not None:
-            gates.remove()
+    fitted = fit_plan(train_config, plan, rd, world, make_scorer=make_scorer, restart=not train.resume)
     result.steps, result.best_error = fitted.steps, fitted.best_error
     if fitted.interrupted:
         say(f"{language} is not added yet: continue with --resume")

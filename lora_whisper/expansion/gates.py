@@ -56,6 +56,3 @@ class LearnedGates:
         with torch.no_grad():
             self.theta.data = self.theta.data.to(device)
         return self
-
-    def remove(self) -> None:
-        """Nothing to undo: the gates act only through the routings made from them."""
