@@ -141,7 +141,7 @@ def system(run: Path, batch: int = 8):
 
 # -- the benchmark --------------------------------------------------------------------------------------
 def train_base(work: Path, corpus: Path, p: dict) -> Path:
-    from lora_whisper.config import TrainConfig
+    from lora_whisper.training.config import TrainConfig
     from lora_whisper.training import train
 
     run = work / "base"
@@ -211,7 +211,7 @@ def main() -> int:
                      "timings_s": timings}
 
     from lora_whisper.evaluation.significance import mean_sd, paired_bootstrap, seed_mean_errors
-    from lora_whisper.config import TrainConfig
+    from lora_whisper.training.config import TrainConfig
     from lora_whisper.expansion import AddLanguageConfig, add_language
     from lora_whisper.expansion.similarity import similarity_for_run
 

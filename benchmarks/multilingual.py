@@ -120,7 +120,7 @@ def steps_per_epoch(corpus: Path, languages, batch: int) -> int:
 def train_one(recipe: str, corpus: Path, run: Path, preset: Preset, languages, lr: float, seed: int,
               backbone: str | None, epochs: int | None = None, max_steps: int | None = None) -> dict:
     """Train (or reuse, or resume) one run; returns its fit.json."""
-    from lora_whisper.config import TrainConfig
+    from lora_whisper.training.config import TrainConfig
     from lora_whisper.training import train
 
     if (run / "fit.json").exists() and (run / "lora_whisper.json").exists():

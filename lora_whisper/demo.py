@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 import lora_whisper
 from lora_whisper.adapters.run import is_run, read_run
-from lora_whisper.config import TrainConfig
+from lora_whisper.training.config import TrainConfig
 from lora_whisper.corpus import build_corpus
 from lora_whisper.data.manifest import read_manifest
 from lora_whisper.evaluation.evaluate import evaluate

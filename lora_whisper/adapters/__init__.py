@@ -1,17 +1,16 @@
 """Language-routed LoRA bank on a frozen Whisper: spec, routing, layer, bank, run files.
 
 Laid out as peft's `tuners/lora` (config / layer / model apart); see layer.py for why the
-layer is ours.
+layer is ours. Exports load on first use (lora_whisper/lazy.py): the CLI's parser imports
+the torch-free `adapters.config` alone.
 """
-from lora_whisper.adapters.config import DEFAULT_TARGETS, LoraSpec
-from lora_whisper.adapters.files import load_peft_adapter
-from lora_whisper.adapters.layer import LanguageLoRALinear
-from lora_whisper.adapters.model import AdapterError, LoRABank, ParamCount, has_lora, inject
-from lora_whisper.adapters.routing import Routing, current_routing, routed
-from lora_whisper.adapters.run import RunInfo, load_run, read_run, save_run
+from lora_whisper.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_TARGETS", "LoraSpec", "RunInfo", "load_peft_adapter", "load_run", "read_run", "save_run",
-    "LanguageLoRALinear", "AdapterError", "LoRABank", "ParamCount", "has_lora", "inject", "Routing",
-    "current_routing", "routed",
-]
+_EXPORTS = {
+    "DEFAULT_TARGETS": "config", "LoraSpec": "config", "load_peft_adapter": "files",
+    "LanguageLoRALinear": "layer", "AdapterError": "model", "LoRABank": "model", "ParamCount": "model",
+    "has_lora": "model", "inject": "model", "Routing": "routing", "current_routing": "routing",
+    "routed": "routing", "RunInfo": "run", "load_run": "run", "read_run": "run", "save_run": "run",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from lora_whisper.cli._options import add_config_flags, config_overrides, positive_int
-from lora_whisper.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
 from lora_whisper.expansion.config import PLANNED, WORK_DIR, AddLanguageConfig
 from lora_whisper.languages import normalize_code
 

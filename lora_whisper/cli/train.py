@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.cli._options import add_config_flags, config_overrides, positive_int
-from lora_whisper.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
 
 
 def register(sub) -> None:

@@ -1,10 +1,14 @@
 """Language expansion: rank a new language's similarity to a run's languages (Whisper's
 language ID on the bare backbone) and add it as a new expert (random, warm start, LoRA MoE),
-or fully fine-tune on it as the forgetting baseline. Existing experts are never written."""
-from lora_whisper.expansion.add_language import AddLanguageResult, add_language
-from lora_whisper.expansion.config import INITS, AddLanguageConfig
-from lora_whisper.expansion.similarity import (Similarity, average_similarity, format_table,
-                                               language_similarity, lid_languages)
+or fully fine-tune on it as the forgetting baseline. Existing experts are never written.
+Exports load on first use (lora_whisper/lazy.py): the CLI's parser imports `expansion.config`
+alone."""
+from lora_whisper.lazy import lazy_exports
 
-__all__ = ["INITS", "AddLanguageConfig", "AddLanguageResult", "add_language", "Similarity", "average_similarity",
-           "format_table", "language_similarity", "lid_languages"]
+_EXPORTS = {
+    "INITS": "config", "AddLanguageConfig": "config", "AddLanguageResult": "add_language",
+    "add_language": "add_language", "Similarity": "similarity", "average_similarity": "similarity",
+    "format_table": "similarity", "language_similarity": "similarity", "lid_languages": "similarity",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

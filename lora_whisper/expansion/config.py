@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lora_whisper.config import ConfigError, TrainConfig
+from lora_whisper.training.config import ConfigError, TrainConfig
 from lora_whisper.fields import setting
 
 # Where an added language trains (RUN/expansion/<code>/): its config, metrics and checkpoints.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from lora_whisper.backbone.load import load_backbone
-from lora_whisper.config import TRAIN_CONFIG_FILE, TrainConfig
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig
 from lora_whisper.data.readers import parse_spec
 from lora_whisper.errors import UserError
 from lora_whisper.training import distributed

@@ -32,7 +32,7 @@ def test_zero_shot_backbone_report(tiny_dir, test_manifest, tmp_path, capsys):
 
 
 def test_run_against_zero_shot_and_against_an_earlier_report(tiny_dir, test_manifest, tmp_path):
-    from lora_whisper.config import TrainConfig
+    from lora_whisper.training.config import TrainConfig
     from lora_whisper.training import train
 
     run = train(TrainConfig(data=str(test_manifest), out=str(tmp_path / "run"), backbone=str(tiny_dir),

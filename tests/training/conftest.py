@@ -41,7 +41,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
 def config_for(corpus, tiny_dir):
     """Settings for a tiny run: 2 languages x 4 clips, batch 4, a few steps, no dropout noise
     from bf16, dev decoding capped at 4 tokens."""
-    from lora_whisper.config import TrainConfig
+    from lora_whisper.training.config import TrainConfig
 
     def make(out: Path, **kw) -> TrainConfig:
         base = dict(data=str(corpus["train"]), dev=str(corpus["dev"]), out=str(out),

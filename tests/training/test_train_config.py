@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lora_whisper.config import ConfigError, TrainConfig, load_train_config
+from lora_whisper.training.config import ConfigError, TrainConfig, load_train_config
 
 
 def test_toml_then_overrides(tmp_path):
