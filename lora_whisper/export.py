@@ -42,7 +42,7 @@ def merged_model(run_dir: str | Path, language: str, backbone_source: str | None
     info = read_run(run_dir)
     backbone = load_backbone(backbone_source or info.backbone_source)
     bank, info = load_run(run_dir, backbone)
-    mix = info.route(language, bank.languages)
+    mix = info.route(language, bank.experts)
     if not mix:
         raise ExportError(f"{run_dir}: no expert for {language!r} to export (this run has: "
                           f"{', '.join(info.experts) or 'none'})")

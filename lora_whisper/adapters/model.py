@@ -2,7 +2,7 @@
 
 Mirrors peft's `tuners/lora/model.py` (injection, adapter bookkeeping, state dicts with
 peft's key names). Expert names are free-form ("pl", "shared", "pl-warm"): nothing here
-assumes they are language codes. An expert's index is its position in `bank.languages`.
+assumes they are language codes. An expert's index is its position in `bank.experts`.
 """
 from __future__ import annotations
 
@@ -48,14 +48,14 @@ class LoRABank:
         self.model = model
         self.spec = spec
         self.layers = layers            # module path -> wrapped linear, in model order
-        self.languages: list[str] = []
+        self.experts: list[str] = []
 
     # -- experts ------------------------------------------------------------------------
     def index(self, name: str) -> int:
         try:
-            return self.languages.index(name)
+            return self.experts.index(name)
         except ValueError:
-            raise AdapterError(f"no expert {name!r} in this bank (have: {', '.join(self.languages) or 'none'})") from None
+            raise AdapterError(f"no expert {name!r} in this bank (have: {', '.join(self.experts) or 'none'})") from None
 
     def add_language(self, name: str, init: str | Mapping[str, torch.Tensor] = "random",
                      seed: int | None = None) -> int:
@@ -65,7 +65,7 @@ class LoRABank:
         "copy:<expert>" (warm start from another expert), or a peft-format state dict.
         """
         check_expert_name(name)
-        if name in self.languages:
+        if name in self.experts:
             raise AdapterError(f"expert {name!r} already exists in this bank")
         source = None
         if isinstance(init, str):
@@ -80,8 +80,8 @@ class LoRABank:
             gen = torch.Generator().manual_seed(seed)
         for layer in self.layers.values():
             layer.add_expert(generator=gen)
-        self.languages.append(name)
-        e = len(self.languages) - 1
+        self.experts.append(name)
+        e = len(self.experts) - 1
         with torch.no_grad():
             if source is not None:
                 for layer in self.layers.values():
@@ -96,7 +96,7 @@ class LoRABank:
 
     def load_expert(self, name: str, state_dict: Mapping[str, torch.Tensor]) -> int:
         """Load peft-format weights into expert `name` (appended if new)."""
-        if name not in self.languages:
+        if name not in self.experts:
             return self.add_language(name, init=state_dict)
         self._check_state_dict(state_dict, name)
         e = self.index(name)
@@ -133,7 +133,7 @@ class LoRABank:
         return params
 
     def count_parameters(self) -> ParamCount:
-        per = {n: sum(p.numel() for p in self.parameters_of(n)) for n in self.languages}
+        per = {n: sum(p.numel() for p in self.parameters_of(n)) for n in self.experts}
         lora = {id(p) for layer in self.layers.values() for p in (*layer.lora_A, *layer.lora_B)}
         backbone = sum(p.numel() for p in self.model.parameters() if id(p) not in lora)
         return ParamCount(per, sum(per.values()), backbone)
@@ -145,8 +145,8 @@ class LoRABank:
         An unknown name is refused unless `allow_unknown` (then that row gets the bare backbone).
         """
         if rows and all(not isinstance(r, Mapping) for r in rows):
-            return Routing.from_indices([self._row_index(r, allow_unknown) for r in rows], len(self.languages))
-        W = torch.zeros(len(rows), len(self.languages))
+            return Routing.from_indices([self._row_index(r, allow_unknown) for r in rows], len(self.experts))
+        W = torch.zeros(len(rows), len(self.experts))
         for i, r in enumerate(rows):
             if isinstance(r, Mapping):
                 for name, w in r.items():
@@ -162,11 +162,11 @@ class LoRABank:
     def _row_index(self, name: str | None, allow_unknown: bool) -> int:
         if name is None:
             return -1
-        if name in self.languages:
-            return self.languages.index(name)
+        if name in self.experts:
+            return self.experts.index(name)
         if allow_unknown:
             return -1
-        raise AdapterError(f"no adapter for {name!r} (this run has: {', '.join(self.languages) or 'none'})")
+        raise AdapterError(f"no adapter for {name!r} (this run has: {', '.join(self.experts) or 'none'})")
 
     # -- serving ------------------------------------------------------------------------
     def merge(self, name: str) -> None:

@@ -246,12 +246,12 @@ def save_run(run_dir: str | Path, bank: LoRABank, backbone, provenance: Mapping[
     """
     run_dir = Path(run_dir)
     provenance = dict(provenance or {})
-    names = list(bank.languages if only is None else only)
+    names = list(bank.experts if only is None else only)
     for n in names + list(provenance):
         check_expert_name(n)
-    missing = [n for n in names if n not in bank.languages]
+    missing = [n for n in names if n not in bank.experts]
     if missing:
-        raise AdapterError(f"cannot save {', '.join(map(repr, missing))}: not in the bank ({', '.join(bank.languages)})")
+        raise AdapterError(f"cannot save {', '.join(map(repr, missing))}: not in the bank ({', '.join(bank.experts)})")
     if (run_dir / RUN_FILE).exists():
         old = read_run(run_dir).data
         if old["backbone"]["fingerprint"] != backbone.fingerprint:
@@ -265,7 +265,7 @@ def save_run(run_dir: str | Path, bank: LoRABank, backbone, provenance: Mapping[
     unknown = [n for n in provenance if n not in entries and n not in names]
     if unknown:
         raise AdapterError(f"provenance given for {unknown[0]!r}, which is neither saved now nor in {run_dir / RUN_FILE}")
-    order = [e["name"] for e in old["experts"]] + [n for n in bank.languages if n in names and n not in entries]
+    order = [e["name"] for e in old["experts"]] + [n for n in bank.experts if n in names and n not in entries]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     config_bytes = json_bytes(peft_config_dict(bank.spec, backbone.source))
     for name in names:

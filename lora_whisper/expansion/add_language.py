@@ -132,7 +132,7 @@ def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, floa
         gates = LearnedGates(bank, {k: v for k, v in mixture.items() if k != language})
     weights = None
     if init == "moe" and not learned_gates:
-        weights = torch.zeros(len(bank.languages))
+        weights = torch.zeros(len(bank.experts))
         for name, w in mixture.items():
             weights[bank.index(name)] = float(w)
 
@@ -142,7 +142,7 @@ def _lora_plan(backbone, bank, language: str, init: str, mixture: dict[str, floa
             return gates.routing(language, B)   # carries theta's graph: the gates train
         if weights is not None:
             return Routing.from_weights(weights.expand(B, -1).clone())
-        return Routing.single(e, B, len(bank.languages))
+        return Routing.single(e, B, len(bank.experts))
 
     plan = Plan(f"add-language:{init}", backbone, bank, [language], routing_fn)
     plan.save_experts = [language]  # the staging run holds the new expert only
@@ -280,7 +280,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
         distributed.barrier(world)
     guard = ExpertGuard(target)
     bank, _ = load_run(target, backbone)
-    before = {n: bank.state_dict_of(n) for n in bank.languages}
+    before = {n: bank.state_dict_of(n) for n in bank.experts}
     torch.manual_seed(seed)  # the new expert's A draws from the global generator
     mixture = None
     if init == "warm":

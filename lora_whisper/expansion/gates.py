@@ -43,7 +43,7 @@ class LearnedGates:
     def weights(self, own: str) -> torch.Tensor:
         """The mixture's row over the bank's experts: 1 for `own`, g_k for the frozen ones
         (a function of theta: a Routing made from it trains the gates)."""
-        n = len(self.bank.languages)
+        n = len(self.bank.experts)
         row = torch.zeros(n, device=self.theta.device)
         row[self.bank.index(own)] = 1.0
         return row.index_add(0, torch.tensor(self.idx, device=row.device), self.values())

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from lora_whisper.inference.routing_policy import LID_METHODS
+
 if TYPE_CHECKING:
     from lora_whisper.inference.transcriber import Transcriber
-
-LID_METHODS = ("backbone", "experts")
 
 
 def lid_token(t: "Transcriber", code: str) -> str:

@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from lora_whisper.fields import setting
+
 ROUTING_MODES = ("hard", "soft", "nbest")
+LID_METHODS = ("backbone", "experts")   # language_id.py: the bare backbone, or each candidate's expert
 
 
 @dataclass(frozen=True)
@@ -28,21 +31,28 @@ class RoutingPolicy:
     # None: nbest with a run's experts, hard without (the Transcriber resolves it). Chosen by
     # benchmarks/routing_accuracy.py: on 80 clips of pt/es/it/cy, nbest (top 2 under 0.9) cut
     # the error that hard routing adds over the oracle by 63% at 1.20x hard's time.
-    mode: str | None = None
+    mode: str | None = setting(None, "when language ID is unsure: soft mixes the top-k languages' experts "
+                               "by their probabilities, nbest decodes once per top-k language and keeps the "
+                               "likelier hypothesis, hard takes the top language's expert (default: nbest "
+                               "with a run's experts, hard without; chosen by benchmarks/routing_accuracy.py)",
+                               flag="--routing", choices=ROUTING_MODES)
     # Top probability under which a row counts as unsure (soft/nbest apply); configurable.
-    threshold: float = 0.9
-    top_k: int = 2
-    lid: str = "backbone"             # language ID scorer: backbone | experts (language_id.py)
-    per_window: bool = True           # long audio: a language ID per 30 s window
-    switch_probability: float = 0.7  # long audio: stickiness (see module doc)
-    # Long audio: end a window where its segments' language changes (window_language.py). Off
-    # by default: on the benchmark's code-switched files it labelled fewer segments right (72%
-    # vs 81%) at 2.2x the time, segment-length language IDs being too unreliable to cut on.
-    cut_on_switch: bool = False
+    threshold: float = setting(0.9, "top language probability under which soft/nbest apply",
+                               flag="--routing-threshold")
+    top_k: int = setting(2, "languages soft/nbest consider", minimum=1)
+    lid: str = setting("backbone", "language ID by the bare backbone, or each candidate scored with its own "
+                       "expert (one encoder pass per candidate)", choices=LID_METHODS)
+    per_window: bool = setting(True, "long audio: a language ID per 30 s window (--no-per-window: one per "
+                               "file, from its first 30 s)")
+    switch_probability: float = setting(0.7, "long audio: a window leaves the previous window's language only "
+                                        "when its top language is at least this likely")
+    # Off by default: on the benchmark's code-switched files it labelled fewer segments right
+    # (72% vs 81%) at 2.2x the time, segment-length language IDs being too unreliable to cut on.
+    cut_on_switch: bool = setting(False, "long audio: also end a window where its segments' language changes "
+                                  "(window_language.py; measured worse on synthetic speech, see "
+                                  "benchmarks/README.md)")
 
     def __post_init__(self):
-        from lora_whisper.inference.language_id import LID_METHODS
-
         if self.mode is not None and self.mode not in ROUTING_MODES:
             raise ValueError(f"routing {self.mode!r}: choose one of {', '.join(ROUTING_MODES)}")
         if self.lid not in LID_METHODS:

@@ -122,7 +122,7 @@ class Transcriber:
         language to its own expert."""
         if self.bank is None or language is None:
             return None
-        return (self.run_info or RouteTable()).route(language, self.bank.languages, shared=self.route_all)
+        return (self.run_info or RouteTable()).route(language, self.bank.experts, shared=self.route_all)
 
     def expert_for(self, language: str | None) -> str | None:
         mix = self.mixture_for(language)
@@ -134,7 +134,7 @@ class Transcriber:
         shared expert."""
         if self.bank is None or self.route_all:
             return None
-        codes = [e for e in self.bank.languages if lid_token(self, e) in self.vocab.language_ids]
+        codes = [e for e in self.bank.experts if lid_token(self, e) in self.vocab.language_ids]
         return codes or None
 
     def resolve_candidates(self, candidates: "Sequence[str] | str | None") -> list[str] | None:
@@ -193,7 +193,7 @@ class Transcriber:
     def _check_language(self, language: str | None) -> str | None:
         if language in (None, "", "auto"):
             return None
-        if self.bank is not None and language in self.bank.languages and self.prompt_language(language) != language:
+        if self.bank is not None and language in self.bank.experts and self.prompt_language(language) != language:
             return language  # a run-only code: prompted with its recorded Whisper token
         return self.vocab.check_language(language)
 

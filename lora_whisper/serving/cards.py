@@ -9,7 +9,7 @@ def model_card(transcriber, model_id: str, created: int) -> dict:
     """The /v1/models entry: OpenAI's fields plus the run's experts and their provenance."""
     info, bank = transcriber.run_info, transcriber.bank
     experts = []
-    for name in (bank.languages if bank is not None else []):
+    for name in (bank.experts if bank is not None else []):
         entry = info.entry(name) if info is not None else {}
         experts.append({
             "name": name,

@@ -20,7 +20,7 @@ def expert_models(transcriber, model_id: str, created: int) -> dict[str, dict]:
     return {f"{model_id}-{lang}": {"id": f"{model_id}-{lang}", "object": "model", "created": created,
                                    "owned_by": "lora-whisper", "parent": model_id, "root": model_id,
                                    "language": lang, "mixture": transcriber.mixture_for(lang)}
-            for lang in bank.languages}
+            for lang in bank.experts}
 
 
 def request_routing(transcriber, model: str, experts: dict, language: str | None, languages: str | None,

@@ -61,7 +61,7 @@ class Plan:
     @property
     def frozen(self) -> list[str]:
         """The bank's experts this plan does not train (never written by it)."""
-        return [] if self.bank is None else [n for n in self.bank.languages if n not in self.trained]
+        return [] if self.bank is None else [n for n in self.bank.experts if n not in self.trained]
 
     def describe(self) -> str:
         """What trains and from where, for the start-of-training line."""
@@ -98,7 +98,7 @@ def shared_lora(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
     bank.set_trainable([SHARED])
 
     def routing_fn(batch: dict) -> Routing:
-        return Routing.single(0, len(batch["language_index"]), len(bank.languages))
+        return Routing.single(0, len(batch["language_index"]), len(bank.experts))
 
     plan = Plan("shared-lora", backbone, bank, [SHARED], routing_fn, route_all_to=SHARED)
     plan.collect_params()

@@ -30,7 +30,7 @@ def _loss_and_grads(model, bank, batch, routing, fast, labelled=True, autocast=T
     from lora_whisper.training.loop import forward_loss
 
     set_fast_train(model, fast)
-    for p in bank.set_trainable(bank.languages):
+    for p in bank.set_trainable(bank.experts):
         p.grad = None
     loss, _ = forward_loss(model, batch, routing, autocast, labelled_only=labelled)
     loss.backward()

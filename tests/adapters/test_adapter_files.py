@@ -41,8 +41,8 @@ def test_round_trip_and_layout(run, tiny_dir):
     assert (cfg["peft_type"], cfg["r"], cfg["lora_alpha"], cfg["bias"], cfg["task_type"]) == ("LORA", 32, 32, "none", None)
     fresh = load_backbone(str(tiny_dir))
     bank2, info2 = load_run(path, fresh)
-    assert bank2.languages == ["pl", "pt", "de"] and info2.spec == bank.spec
-    for n in bank.languages:
+    assert bank2.experts == ["pl", "pt", "de"] and info2.spec == bank.spec
+    for n in bank.experts:
         a, b = bank.state_dict_of(n), bank2.state_dict_of(n)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

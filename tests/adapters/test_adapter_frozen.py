@@ -42,7 +42,7 @@ def test_adding_a_language_leaves_existing_experts_bitwise_unchanged(make_bank):
     pl_before = bank.state_dict_of("pl")
     assert bank.add_language("cy", init="copy:pl") == 2
     assert bank.add_language("da", seed=3) == 3
-    assert bank.languages == ["pl", "pt", "cy", "da"]
+    assert bank.experts == ["pl", "pt", "cy", "da"]
     after = bank.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(torch.equal(a, b) for a, b in zip(pl_before.values(), bank.state_dict_of("cy").values()))

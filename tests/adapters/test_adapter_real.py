@@ -35,4 +35,4 @@ def test_real_whisper_base_bank(real_backbone, tmp_path, randomize_bank):
     save_run(tmp_path / "run", bank, bb, only=["pl"])
     fresh = dataclasses.replace(real_backbone, model=copy.deepcopy(real_backbone.model))
     bank2, info = load_run(tmp_path / "run", fresh)
-    assert info.backbone_source == real_backbone.source and bank2.languages == ["pl"]
+    assert info.backbone_source == real_backbone.source and bank2.experts == ["pl"]

@@ -98,7 +98,7 @@ def test_moe_mixture_is_stored_and_reproduced_at_load(base_run, corpus, fast, sp
 
     t = load(run=base_run)
     assert t.run_info.mixture("pt") == pytest.approx(want)
-    order = t.bank.languages
+    order = t.bank.experts
     assert order == ["pl", "es", "it", "pt"]
     vec = torch.tensor([want.get(n, 0.0) for n in order])
     assert torch.allclose(t._routing(["pt"]).dense()[0], vec)
@@ -227,7 +227,7 @@ def test_full_ft_writes_a_separate_run_and_leaves_the_original(base_run, corpus,
     assert all(after[k] == v for k, v in before.items() if k.startswith("adapters/"))
     assert not (out / "expansion" / "pt" / "checkpoints").exists()
     system = load_system(out, batch_size=2)  # old experts on the fine-tuned backbone
-    assert system.kind == "adapters" and system.transcriber.bank.languages == ["pl", "es", "it"]
+    assert system.kind == "adapters" and system.transcriber.bank.experts == ["pl", "es", "it"]
     r = system.transcriber.transcribe(str(corpus["dev-pt"].parent / "pt-4.wav"), language="pt", max_new_tokens=2)
     assert r.expert is None  # the new language decodes with the tuned backbone alone
 

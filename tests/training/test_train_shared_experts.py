@@ -40,7 +40,7 @@ def test_a_step_on_one_language_leaves_the_other_expert_bit_identical(tiny):
 
     plan = make_plan("shared+experts", tiny, ["pl", "pt"], LoraSpec(r=4), seed=0)
     bank = plan.bank
-    assert bank.languages == ["shared", "pl", "pt"] and plan.trained == ["shared", "pl", "pt"]
+    assert bank.experts == ["shared", "pl", "pt"] and plan.trained == ["shared", "pl", "pt"]
     params = list(plan.params.values())
     opt = make_optimizer([{"params": params, "weight_decay": 0.01}], 1e-2, torch.device("cpu"))
     plan.model.train()
