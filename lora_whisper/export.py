@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 from ctranslate2.converters.transformers import WhisperLoader
-from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperTokenizerFast
+from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
 from lora_whisper.adapters.run import load_run, read_run
-from lora_whisper.backbone.load import EMBEDDED, EXPORT_FILE, embedded_ct2_dir, load_backbone
+from lora_whisper.backbone.load import EMBEDDED, EXPORT_FILE, embedded_ct2_dir, generation_config, load_backbone
 from lora_whisper.errors import UserError
 
 FORMATS = ("hf", "ct2")
@@ -69,18 +69,7 @@ def _alignment_heads(backbone) -> list[list[int]]:
 
 
 def _generation_config(backbone):
-    v = backbone.vocab
-    tok = v.tokenizer
-    return GenerationConfig(
-        decoder_start_token_id=v.sot, eos_token_id=v.eot, pad_token_id=v.eot, bos_token_id=v.eot,
-        max_length=backbone.config.max_target_positions,
-        suppress_tokens=list(v.suppress), begin_suppress_tokens=list(v.suppress_begin),
-        no_timestamps_token_id=v.no_timestamps, is_multilingual=len(v.language_ids) > 1,
-        lang_to_id={f"<|{c}|>": i for c, i in v.language_ids.items()},
-        task_to_id={"transcribe": v.transcribe, "translate": v.translate},
-        alignment_heads=_alignment_heads(backbone),
-        prev_sot_token_id=tok.token_to_id("<|startofprev|>"),
-    )
+    return generation_config(backbone.vocab, backbone.config, _alignment_heads(backbone))
 
 
 def _write_tokenizer_files(backbone, out: Path) -> None:

@@ -231,15 +231,18 @@ def load_backbone(source: str | None = None, dtype: torch.dtype = torch.float32,
     return prepare(backbone, compute_type)
 
 
-def generation_config(vocab: Vocabulary, config: WhisperConfig):
-    """transformers' Whisper generation settings from local files (a hub copy would bring them)."""
+def generation_config(vocab: Vocabulary, config: WhisperConfig, alignment_heads: list[list[int]] | None = None):
+    """transformers' Whisper generation settings from local files (a hub copy would bring
+    them); the loader's and the exports' (which add the alignment heads)."""
+    extra = {} if alignment_heads is None else {"alignment_heads": alignment_heads}
     return GenerationConfig(
         decoder_start_token_id=vocab.sot, bos_token_id=vocab.eot, eos_token_id=vocab.eot,
-        pad_token_id=vocab.eot,
+        pad_token_id=vocab.eot, max_length=config.max_target_positions,
         is_multilingual=len(vocab.language_ids) > 1,
         lang_to_id={f"<|{c}|>": i for c, i in vocab.language_ids.items()},
         task_to_id={"transcribe": vocab.transcribe, "translate": vocab.translate},
         no_timestamps_token_id=vocab.no_timestamps,
+        prev_sot_token_id=vocab.tokenizer.token_to_id("<|startofprev|>"),
         suppress_tokens=list(vocab.suppress), begin_suppress_tokens=list(vocab.suppress_begin),
-        forced_decoder_ids=None,
+        forced_decoder_ids=None, **extra,
     )

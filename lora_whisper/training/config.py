@@ -27,8 +27,9 @@ from lora_whisper.fields import setting
 # The settings a run was trained with, in its directory (what --resume compares against).
 TRAIN_CONFIG_FILE = "train_config.toml"
 
-RECIPES = ("lora-whisper", "shared-lora", "full-ft", "shared+experts")
+# The recipes (training/recipes.py builds each one's plan) and their default learning rates.
 DEFAULT_LR = {"lora-whisper": 1e-4, "shared-lora": 1e-4, "full-ft": 1e-5, "shared+experts": 1e-4}
+RECIPES = tuple(DEFAULT_LR)
 
 # Settings that may change between an interrupted run and its resumption without changing
 # what is computed.

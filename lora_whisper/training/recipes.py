@@ -29,6 +29,7 @@ from lora_whisper.adapters.model import inject
 from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import RouteTable
 from lora_whisper.errors import UserError
+from lora_whisper.training.config import RECIPES
 
 SHARED = "shared"
 
@@ -140,17 +141,20 @@ def shared_experts(backbone, languages: list[str], spec, seed: int = 0) -> Plan:
     return plan
 
 
-RECIPES: dict[str, Callable[..., Plan]] = {
+# One builder per recipe that config.RECIPES names (checked at import: a recipe added there
+# without a plan here fails at once, not when someone trains it).
+BUILDERS: dict[str, Callable[..., Plan]] = {
     "lora-whisper": lora_whisper,
     "shared-lora": shared_lora,
     "full-ft": full_ft,
     "shared+experts": shared_experts,
 }
+assert tuple(BUILDERS) == RECIPES, f"recipes without a plan builder, or the reverse: {set(BUILDERS) ^ set(RECIPES)}"
 
 
 def make_plan(recipe: str, backbone, languages: list[str], spec, seed: int = 0) -> Plan:
     try:
-        build = RECIPES[recipe]
+        build = BUILDERS[recipe]
     except KeyError:
         raise UserError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}") from None
     # Adapter initialisation draws from the global generator too: seed it for a run that
