@@ -26,12 +26,12 @@ from matplotlib.figure import Figure
 
 import lora_whisper
 from lora_whisper.adapters.run import is_run, read_run
-from lora_whisper.training.config import TrainConfig
 from lora_whisper.corpus import build_corpus
 from lora_whisper.data.manifest import read_manifest
 from lora_whisper.evaluation.evaluate import evaluate
 from lora_whisper.expansion import AddLanguageConfig, add_language
 from lora_whisper.training import train
+from lora_whisper.training.config import TrainConfig
 
 BASE = ("es", "it", "pl")
 NEW = "pt"   # Portuguese: close to Spanish and Italian, so warm start / MoE have a real neighbour

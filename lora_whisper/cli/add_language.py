@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from lora_whisper.cli._options import add_config_flags, config_overrides, positive_int
-from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
 from lora_whisper.expansion.config import PLANNED, WORK_DIR, AddLanguageConfig
 from lora_whisper.languages import normalize_code
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig, load_train_config
 
 def register(sub) -> None:
     p = sub.add_parser("add-language", help="add a new language's expert to a trained run",

@@ -47,7 +47,6 @@ from lora_whisper.adapters.model import check_expert_name, has_lora
 from lora_whisper.adapters.routing import Routing
 from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
 from lora_whisper.backbone.load import load_backbone
-from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig
 from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.evaluation.metrics import macro_average
@@ -58,6 +57,7 @@ from lora_whisper.expansion.similarity import Similarity, language_similarity, l
 from lora_whisper.expansion.sources import read_language, relabel
 from lora_whisper.languages import normalize_code
 from lora_whisper.training import distributed
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig
 from lora_whisper.training.data import RunData
 from lora_whisper.training.dev import DevScorer
 from lora_whisper.training.recipes import Plan, full_ft

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lora_whisper.training.config import ConfigError, TrainConfig
 from lora_whisper.fields import setting
+from lora_whisper.training.config import ConfigError, TrainConfig
 
 # Where an added language trains (RUN/expansion/<code>/): its config, metrics and checkpoints.
 WORK_DIR = "expansion"

@@ -26,10 +26,10 @@ import torch.nn.functional as F
 
 from lora_whisper.adapters.routing import routed
 from lora_whisper.backbone.forward import decoder_hidden, decoder_logits, encode
-from lora_whisper.training.config import TRAIN_CONFIG_FILE
 from lora_whisper.data.batching import IGNORE_INDEX
 from lora_whisper.errors import UserError
 from lora_whisper.training import checkpoint as ckpt
+from lora_whisper.training.config import TRAIN_CONFIG_FILE
 from lora_whisper.training.distributed import World, all_reduce_sum, barrier, sum_gradients
 from lora_whisper.training.metrics_log import MetricsLog
 from lora_whisper.training.saving import save_plan

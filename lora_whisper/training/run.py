@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Callable
 
 from lora_whisper.backbone.load import load_backbone
-from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig
 from lora_whisper.data.readers import parse_spec
 from lora_whisper.errors import UserError
 from lora_whisper.training import distributed
 from lora_whisper.training import loop   # module access: tests spy on loop.fit
+from lora_whisper.training.config import TRAIN_CONFIG_FILE, TrainConfig
 from lora_whisper.training.data import RunData, load_run_data
 from lora_whisper.training.dev import DevScorer
 from lora_whisper.training.loop import FitResult, bf16_available
 from lora_whisper.training.recipes import Plan, make_plan
-
 
 
 def _prepare_run_dir(config: TrainConfig, is_main: bool, restart: bool = False) -> Path:

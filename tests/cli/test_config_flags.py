@@ -5,8 +5,8 @@ from __future__ import annotations
 from lora_whisper.adapters.config import LoraSpec
 from lora_whisper.cli import build_parser
 from lora_whisper.cli._options import config_flags, config_overrides
-from lora_whisper.training.config import TrainConfig
 from lora_whisper.expansion.config import PLANNED, AddLanguageConfig
+from lora_whisper.training.config import TrainConfig
 
 
 def _options(parser, command):
