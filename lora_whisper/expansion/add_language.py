@@ -311,8 +311,8 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
         scorers.append(_DevScorer(plan, dev_rows, train_config, current_mixture, gates))
         return scorers[0]
 
-    say(f"add-language {language} (init {init}{', prompt <|' + prompt + '|>' if prompt != language else ''}): "
-        f"{len(train_rows)} training utterances, {sum(p.numel() for p in plan.params.values()):,} trainable parameters")
+    if prompt != language:
+        say(f"add-language {language}: trained and decoded with the prompt <|{prompt}|>")
     fitted = fit_plan(train_config, plan, rd, world, make_scorer=make_scorer, restart=not train.resume)
     result.steps, result.best_error = fitted.steps, fitted.best_error
     if fitted.interrupted:
@@ -372,8 +372,6 @@ def _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, 
     train_config = _train_config(config, info.spec, info.backbone_source, "full-ft", prompt, work)
     if world.is_main:
         target.mkdir(parents=True, exist_ok=True)
-    say(f"add-language {language} (full fine-tuning): {len(rd.train)} training utterances, "
-        f"{sum(p.numel() for p in plan.params.values()):,} trainable parameters")
     fitted = fit_plan(train_config, plan, rd, world, restart=not config.train.resume)
     plan.model.requires_grad_(False).eval()
     result.steps, result.best_error = fitted.steps, fitted.best_error

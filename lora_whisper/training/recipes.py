@@ -68,9 +68,9 @@ class Plan:
         """What trains and from where, for the start-of-training line."""
         if self.bank is None:
             return ""
-        starts = [f"{n} from {self.init[n][len('copy:'):]}" for n in self.trained
-                  if self.init.get(n, "random").startswith("copy:")]
-        parts = [f"; training {', '.join(self.trained)}" + (f" ({', '.join(starts)})" if starts else "")]
+        trained = [f"{n} (from {self.init[n][len('copy:'):]})" if self.init.get(n, "").startswith("copy:") else n
+                   for n in self.trained]
+        parts = [f"; training {', '.join(trained)}"]
         if self.frozen:
             parts.append(f"; frozen {', '.join(self.frozen)}")
         return "".join(parts)
