@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Iterable
 
@@ -56,7 +57,6 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[str, list[int]]]:
 def peft_config_dict(spec: LoraSpec, base_model: str) -> dict:
     """The fields peft's LoraConfig.save_pretrained writes for a plain LoRA adapter."""
     try:
-        from importlib.metadata import version
 
         peft_version = version("peft")
     except Exception:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from lora_whisper.inference.decoding import language_probs
 from lora_whisper.inference.routing_policy import LID_METHODS
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ def detect(t: "Transcriber", clips: list[np.ndarray], candidates: Sequence[str] 
 def detect_features(t: "Transcriber", features, codes: Sequence[str], method: str = "backbone"
                     ) -> list[dict[str, float]]:
     """`detect` on features already computed (a long file's windows: the decoder's own)."""
-    from lora_whisper.inference.decoding import language_probs
 
     feats, lens = features
     codes = list(codes)
@@ -67,7 +67,6 @@ def detect_features(t: "Transcriber", features, codes: Sequence[str], method: st
 
 def _expert_scores(t: "Transcriber", feats: torch.Tensor, lens: torch.Tensor, codes: list[str],
                    tokens: list[str]) -> torch.Tensor:
-    from lora_whisper.inference.decoding import language_probs
 
     B, K = feats.shape[0], len(codes)
     rows = torch.arange(B).repeat_interleave(K)                # clip b's rows: b*K .. b*K+K-1

@@ -9,6 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from lora_whisper.atomic import atomic_write_text
+from lora_whisper.inference.formats import render
+
 EXTENSIONS = {"txt": "txt", "text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
@@ -33,8 +36,6 @@ class OutputDir:
         return self.paths[source].exists()
 
     def write(self, result) -> Path:
-        from lora_whisper.atomic import atomic_write_text
-        from lora_whisper.inference.formats import render
 
         text = render(result, self.fmt, per_word=self.per_word)
         return atomic_write_text(self.paths[result.source], text if text.endswith("\n") else text + "\n")

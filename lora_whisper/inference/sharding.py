@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence
 
+import torch.distributed as dist
+
 
 @dataclass(frozen=True)
 class Rank:
@@ -53,7 +55,6 @@ def shard(lengths: Sequence[float], rank: Rank) -> list[int]:
 
 def join(rank: Rank) -> None:
     """The gloo process group, for the ranks' one exchange (evaluation)."""
-    import torch.distributed as dist
 
     if rank.distributed and not dist.is_initialized():
         dist.init_process_group("gloo", rank=rank.rank, world_size=rank.size, timeout=timedelta(hours=6))
@@ -63,7 +64,6 @@ def gather(items: list, rank: Rank) -> list:
     """Every rank's `items` concatenated in rank order, on every rank."""
     if not rank.distributed:
         return items
-    import torch.distributed as dist
 
     join(rank)
     parts: list = [None] * rank.size
@@ -72,7 +72,6 @@ def gather(items: list, rank: Rank) -> list:
 
 
 def leave(rank: Rank) -> None:
-    import torch.distributed as dist
 
     if rank.distributed and dist.is_initialized():
         dist.destroy_process_group()

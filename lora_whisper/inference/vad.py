@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,8 @@ class VadOptions:
 
 @functools.lru_cache(maxsize=1)
 def _session():
-    import os
-
+    # Only --vad pays for onnxruntime and faster-whisper (a second or so to import):
+    # vad.py is imported by every Transcriber.
     import onnxruntime
     from faster_whisper.utils import get_assets_path
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lora_whisper.atomic import atomic_open
 from lora_whisper.errors import UserError
 
 LAST = "last.pt"
 
 
 def atomic_torch_save(obj, path: Path) -> Path:
-    from lora_whisper.atomic import atomic_open
 
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)

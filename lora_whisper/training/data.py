@@ -6,14 +6,19 @@ transcript too long for the decoder is skipped here with a count (screen.py).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from lora_whisper.data.readers import open_source
 from lora_whisper.data.sampling import subsample
 from lora_whisper.data.utterance import Utterance
 from lora_whisper.errors import UserError
+from lora_whisper.training.screen import screen
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,6 @@ class RunData:
     def fingerprint(self) -> str:
         """sha256 of what training reads: each row's id, language, text, measured duration and
         audio file size, and the dev rows. A resume compares it with its checkpoint's."""
-        import hashlib
-        import json
-        import os
 
         def size(u):
             try:
@@ -50,8 +52,6 @@ def _counts(utts: Sequence[Utterance]) -> str:
 def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str], vocab,
                   max_train_per_language: int | None = None, max_dev_per_language: int | None = None,
                   seed: int = 0, log=print) -> RunData:
-    from lora_whisper.data.readers import open_source
-    from lora_whisper.training.screen import screen
 
     if not train_spec:
         raise UserError("no training data: give --data (a manifest or corpus)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lora_whisper.evaluation.decode import decode_utterances, greedy_options
 from lora_whisper.evaluation.metrics import LanguageScore, score_language
+from lora_whisper.inference.transcriber import Transcriber
 
 
 class DevScorer:
@@ -16,7 +17,6 @@ class DevScorer:
         self.audio = {u.id: u.load() for u in self.utterances}
 
     def __call__(self) -> dict[str, LanguageScore]:
-        from lora_whisper.inference.transcriber import Transcriber
 
         plan = self.plan
         transcriber = Transcriber(plan.backbone, bank=plan.bank, run_info=plan.run_info,

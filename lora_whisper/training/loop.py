@@ -22,12 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from lora_whisper.adapters.layer import frozen_cast
 from lora_whisper.adapters.routing import routed
+from lora_whisper.atomic import atomic_write_text
 from lora_whisper.backbone.forward import decoder_hidden, decoder_logits, encode
-from lora_whisper.data.batching import IGNORE_INDEX
+from lora_whisper.data.batching import IGNORE_INDEX, DurationBucketSampler, SpeechDataset, make_loader
+from lora_whisper.data.features import log_mel
 from lora_whisper.errors import UserError
+from lora_whisper.evaluation.metrics import macro_average
 from lora_whisper.training import checkpoint as ckpt
 from lora_whisper.training.config import TRAIN_CONFIG_FILE
 from lora_whisper.training.distributed import World, all_reduce_sum, barrier, sum_gradients
@@ -81,7 +87,6 @@ def make_optimizer(groups, lr: float, device: torch.device) -> torch.optim.Optim
 def _project(proj: torch.nn.Linear, h: torch.Tensor) -> torch.Tensor:
     """The vocabulary projection; its frozen (tied-embedding) weight cast to bf16 once, not
     every step, when autocast runs on a CPU and nothing trains it."""
-    from lora_whisper.adapters.layer import frozen_cast
 
     if (h.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not proj.weight.requires_grad
             and type(proj) is torch.nn.Linear):
@@ -121,8 +126,6 @@ def step_batches(sampler, dataset, grad_accum: int, steps_per_epoch: int, start_
     Each epoch's batch list is fixed by (seed, epoch), so resuming at a step is skipping the
     micro-batches before it in that epoch's list.
     """
-    from lora_whisper.data.batching import make_loader
-    from lora_whisper.data.features import log_mel
 
     epoch, done = divmod(start_step, steps_per_epoch)
     while True:
@@ -140,10 +143,7 @@ def step_batches(sampler, dataset, grad_accum: int, steps_per_epoch: int, start_
 
 
 def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> FitResult:
-    from tqdm import tqdm
 
-    from lora_whisper.data.batching import DurationBucketSampler, SpeechDataset
-    from lora_whisper.evaluation.metrics import macro_average
 
     model, params = plan.model, list(plan.params.values())
     run_dir = Path(run_dir)
@@ -317,7 +317,6 @@ def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> Fit
     result = FitResult(step, total_steps, last_loss, best and best["step"], best and best["error"],
                        stopped_early=stopped_early)
     if main:
-        from lora_whisper.atomic import atomic_write_text
 
         atomic_write_text(run_dir / FIT_FILE, json.dumps({
             "steps": step, "max_steps": total_steps, "steps_per_epoch": steps_per_epoch,
@@ -332,7 +331,6 @@ def world_broadcast_best(best, world: World):
     """Rank 0 scores the dev set; the others learn the best so far (for early stopping)."""
     if world.size == 1:
         return best
-    import torch.distributed as dist
 
     box = [best]
     dist.broadcast_object_list(box, src=0)

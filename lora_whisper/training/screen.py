@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from lora_whisper.audio import AudioError, load_audio
+from lora_whisper.data.batching import MAX_TARGET_POSITIONS, text_for_tokens
 from lora_whisper.data.utterance import Utterance
 
 SHOWN = 3   # problems named in the note; the rest are counted
@@ -39,8 +41,6 @@ class Screened:
 
 
 def screen(utterances: Sequence[Utterance], vocab, jobs: int = 4) -> Screened:
-    from lora_whisper.audio import AudioError, load_audio
-    from lora_whisper.data.batching import MAX_TARGET_POSITIONS, text_for_tokens
 
     def check(utt: Utterance):
         n_tokens = len(vocab.sot_sequence(utt.language)) + len(vocab.encode(text_for_tokens(utt.text, utt.language))) + 1
