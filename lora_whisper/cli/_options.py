@@ -71,6 +71,13 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _nonnegative_int(text: str) -> int:
     return _whole(text, "a whole number", lambda v: v >= 0, "0 or more")
 
@@ -93,7 +100,7 @@ def _flag_type(hint, minimum):
     base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) \
         if typing.get_origin(hint) in (types.UnionType, typing.Union) else hint
     if typing.get_origin(base) is tuple:
-        return _comma_list
+        return _float_list if typing.get_args(base)[:1] == (float,) else _comma_list
     if base is int:
         return positive_int if minimum == 1 else _nonnegative_int if minimum == 0 else int
     if base is float:
@@ -104,7 +111,7 @@ def _flag_type(hint, minimum):
 
 
 _METAVARS = {positive_int: "N", _nonnegative_int: "N", int: "N", positive_float: "X", float: "X",
-             _comma_list: "A,B"}
+             _comma_list: "A,B", _float_list: "X,Y"}
 
 
 def config_flags(cls, exclude=()) -> list:
@@ -129,7 +136,7 @@ def add_config_flags(p, cls, exclude=(), group: str | None = None) -> None:
         text = meta.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
         if "default" not in text and default not in (None, "", ()) and kind is not bool:
-            text += f" (default: {','.join(default) if isinstance(default, tuple) else default})"
+            text += f" (default: {','.join(map(str, default)) if isinstance(default, tuple) else default})"
         text = text.replace("%", "%%")
         if meta.get("aliases"):
             text += f" [former name{'s' if len(meta['aliases']) > 1 else ''}: {', '.join(meta['aliases'])}]"

@@ -5,8 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-from lora_whisper.cli._options import add_compute_type, add_routing, positive_int, routing_from_args
+from dataclasses import replace
+
+from lora_whisper.cli._options import (add_compute_type, add_config_flags, add_routing, config_overrides,
+                                       positive_int, routing_from_args)
 from lora_whisper.errors import UserError
+from lora_whisper.inference.options import DecodeOptions
 
 
 def _add_model_args(p):
@@ -23,8 +27,6 @@ def register(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files")
     p.add_argument("files", nargs="+")
     p.add_argument("--language", default="auto", help="language code, or 'auto' to detect per file")
-    p.add_argument("--beam-size", type=positive_int, default=1)
-    p.add_argument("--max-new-tokens", type=positive_int, default=None)
     from lora_whisper.inference.formats import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default="txt")
@@ -39,6 +41,7 @@ def register(sub) -> None:
                    help="one file per input in DIR (in --format), written as each finishes; files already "
                         "there are skipped. Under torchrun the inputs are shared out among the ranks")
     _add_model_args(p)
+    add_config_flags(p, DecodeOptions, group="decoding")
     p.set_defaults(func=run_transcribe)
 
     d = sub.add_parser("detect-language", help="Whisper language identification per file")
@@ -85,8 +88,7 @@ def run_transcribe(args) -> int:
     try:
         # Each result is printed (and written) as it finishes: an interrupt keeps what is done.
         if mine:
-            t.transcribe(mine, language=args.language, beam_size=args.beam_size,
-                         max_new_tokens=args.max_new_tokens, progress=rank.is_main,
+            t.transcribe(mine, language=args.language, options=_decode_options(args, t), progress=rank.is_main,
                          timestamps=args.timestamps, vad=args.vad, word_timestamps=args.word_timestamps,
                          on_result=out.emit)
     except KeyboardInterrupt:
@@ -100,6 +102,15 @@ def run_transcribe(args) -> int:
         print(f"{who}wrote {out.written} file(s) to {args.output_dir}; {len(files) - len(todo)} already there",
               file=sys.stderr)
     return 1 if out.failed else 0
+
+
+def _decode_options(args, t) -> DecodeOptions:
+    """The Transcriber's options with the decoding flags given (flags from DecodeOptions' fields)."""
+    given = {k: v for k, v in config_overrides(args, DecodeOptions).items() if v is not None}
+    try:
+        return replace(t.options, **given)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _probe(f) -> float | None:

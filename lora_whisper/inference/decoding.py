@@ -19,29 +19,7 @@ import torch.nn.functional as F
 from lora_whisper.adapters.routing import Routing, routed
 from lora_whisper.backbone.forward import KVCache, decoder_step, encode, init_cache
 from lora_whisper.backbone.vocab import Vocabulary
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    beam_size: int = 1
-    max_new_tokens: int | None = None          # None: up to the model's context (224 tokens)
-    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    compression_ratio_threshold: float | None = 2.4   # Whisper's repetition-loop rule
-    logprob_threshold: float | None = -1.0
-    suppress_blank: bool = True
-    seed: int = 0
-    # Timestamp mode (long-form seeking): the prompt leaves out <|notimestamps|> and the
-    # model writes <|t|> text <|t|> segments under Whisper's timestamp rules.
-    timestamps: bool = False
-    max_initial_timestamp: float = 1.0
-    no_speech_threshold: float | None = 0.6   # with logprob_threshold: a window is silence
-    # A row stops after 8 + this many tokens per second of its audio: no language is spoken
-    # faster (about 16 tokens/s for fast Japanese), while a repetition loop on a fraction of a
-    # second (a word cut at a file's end) would otherwise run to the 224-token context.
-    max_tokens_per_second: float | None = 20.0
-    # Short clips (real length, no timestamps) whose text loops are decoded again padded to
-    # 30 s, then with timestamps too (Transcriber._unloop, inference/loops.py).
-    loop_guard: bool = True
+from lora_whisper.inference.options import DecodeOptions
 
 
 @dataclass

@@ -52,3 +52,23 @@ def test_checks_come_from_the_field_metadata(capsys):
         else:
             raise AssertionError(f"accepted {bad}")
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_transcribe_decoding_flags_come_from_decode_options():
+    from types import SimpleNamespace
+
+    from lora_whisper.cli.transcribe import _decode_options
+    from lora_whisper.inference.options import DecodeOptions
+
+    args = build_parser().parse_args(["transcribe", "a.wav", "--beam-size", "3", "--temperatures", "0,0.5",
+                                      "--logprob-threshold", "-1.5", "--no-loop-guard"])
+    held = SimpleNamespace(options=DecodeOptions(max_new_tokens=64))   # the Transcriber's own options
+    options = _decode_options(args, held)
+    assert options == DecodeOptions(beam_size=3, temperatures=(0.0, 0.5), logprob_threshold=-1.5,
+                                    loop_guard=False, max_new_tokens=64)
+    # routing flags are RoutingPolicy's, the same in every command that decodes
+    args = build_parser().parse_args(["transcribe", "a.wav", "--routing", "soft", "--no-per-window"])
+    from lora_whisper.cli._options import routing_from_args
+
+    _, policy = routing_from_args(args)
+    assert (policy.mode, policy.per_window, policy.threshold) == ("soft", False, 0.9)
