@@ -117,8 +117,8 @@ class Decoder:
         tokens, scores, edits = {}, [], {}
         for s in range(0, len(utts), self.batch):
             chunk = utts[s:s + self.batch]
-            feats, lens = t._features([self.audio[u.id] for u in chunk])
-            routing = t._routing([lang] * len(chunk))
+            feats, lens = t.features_of([self.audio[u.id] for u in chunk])
+            routing = t.routing_for([lang] * len(chunk))
             res = decode_batch(t.model, t.vocab, feats, lens, [t.vocab.sot_sequence(lang)] * len(chunk),
                                routing=routing, options=greedy_options(self.max_new))
             for u, r in zip(chunk, res):

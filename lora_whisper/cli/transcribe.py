@@ -74,7 +74,7 @@ def run_transcribe(args) -> int:
     if rank.distributed and not args.output_dir:
         raise UserError("under torchrun, transcribe needs --output-dir (each rank writes its own files there)")
     t = _transcriber(args)
-    t._check_language(args.language)  # refuse an unknown code before any work
+    t.check_language(args.language)  # refuse an unknown code before any work
     files = list(dict.fromkeys(args.files))
     outdir = None
     if args.output_dir:

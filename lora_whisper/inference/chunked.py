@@ -43,7 +43,7 @@ ENCODE_ROWS = 1
 
 def _open(t: "Transcriber", x):
     if isinstance(x, (np.ndarray, torch.Tensor)):
-        return t._load(x)
+        return t.load_input(x)
     return AudioStream(x)
 
 
@@ -68,7 +68,7 @@ def _rows(t: "Transcriber", job: "TranscribeJob", order: list[int], vad: VadOpti
             for k, ch in enumerate(chunks):
                 yield i, ch, reader.read(ch), k == len(chunks) - 1
         except Exception as exc:  # noqa: BLE001  (reported per file; others continue)
-            t._fail(job, i, exc)
+            t.fail_input(job, i, exc)
             yield i, None, None, True
         finally:
             if reader is not None:
@@ -122,11 +122,11 @@ def transcribe_chunked(t: "Transcriber", job: "TranscribeJob", order: list[int],
             continue
         fresh = [k for k, (i, *_) in enumerate(batch) if i not in seen and (seen.add(i) or True)]
         if fresh:   # a file's language: given, or detected on its first chunk of speech
-            t._languages(job, [batch[k][0] for k in fresh], [batch[k][2] for k in fresh])
+            t.assign_languages(job, [batch[k][0] for k in fresh], [batch[k][2] for k in fresh])
         clips = [a for _, _, a, _ in batch]
         languages = [job.outs[i].language for i, *_ in batch]
-        feats, lens = t._features(clips, silence_to_30s=True)
-        routing = t._routing(languages)
+        feats, lens = t.features_of(clips, silence_to_30s=True)
+        routing = t.routing_for(languages)
         enc = encode_rows(t.model, feats, lens, routing)
         prompts = [t.vocab.sot_sequence(t.prompt_language(lang), timestamps=options.timestamps) for lang in languages]
         results = decode_batch(t.model, t.vocab, feats, lens, prompts, routing=routing, options=options,

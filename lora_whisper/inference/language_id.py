@@ -46,7 +46,7 @@ def detect(t: "Transcriber", clips: list[np.ndarray], candidates: Sequence[str] 
     order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
     for s in range(0, len(order), per_batch):
         idx = order[s:s + per_batch]
-        for i, p in zip(idx, detect_features(t, t._features([clips[i] for i in idx]), codes, method)):
+        for i, p in zip(idx, detect_features(t, t.features_of([clips[i] for i in idx]), codes, method)):
             result[i] = p
     return result
 
@@ -70,7 +70,7 @@ def _expert_scores(t: "Transcriber", feats: torch.Tensor, lens: torch.Tensor, co
 
     B, K = feats.shape[0], len(codes)
     rows = torch.arange(B).repeat_interleave(K)                # clip b's rows: b*K .. b*K+K-1
-    routing = t._routing([c for _ in range(B) for c in codes])   # row b*K+k routed to codes[k]
+    routing = t.routing_for([c for _ in range(B) for c in codes])   # row b*K+k routed to codes[k]
     p = language_probs(t.model, t.vocab, feats[rows], None if lens is None else lens[rows],
                        routing=routing, candidates=tokens).view(B, K, K)
     own = p.diagonal(dim1=1, dim2=2).clamp_min(1e-12).log()    # [B, K]: codes[k] under expert k

@@ -148,12 +148,12 @@ class Transcriber:
             return None
         out: list[str] = []
         for c in candidates:
-            code = self._check_language(c)
+            code = self.check_language(c)
             if code and code not in out:
                 out.append(code)
         return out
 
-    def _routing(self, languages: Sequence[str | None]):
+    def routing_for(self, languages: Sequence[str | None]):
         if self.bank is None:
             return None
         specs: list = []
@@ -165,7 +165,7 @@ class Transcriber:
         return self.bank.routing_for(specs)
 
     # -- features ----------------------------------------------------------------------------------
-    def _features(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None,
+    def features_of(self, clips: list[np.ndarray], context: list[np.ndarray] | None = None,
                   level: list[float | None] | None = None, silence_to_30s: bool = False,
                   languages: Sequence[str | None] | None = None):
         """Real-length features with a silence tail: 1 s (TAIL_SECONDS), or for the rows of
@@ -190,7 +190,7 @@ class Transcriber:
         Whisper has no token for, the one recorded when it was added (`--prompt-language`)."""
         return self.run_info.prompt_language(language) if self.run_info is not None else language
 
-    def _check_language(self, language: str | None) -> str | None:
+    def check_language(self, language: str | None) -> str | None:
         if language in (None, "", "auto"):
             return None
         if self.bank is not None and language in self.bank.experts and self.prompt_language(language) != language:
@@ -198,7 +198,7 @@ class Transcriber:
         return self.vocab.check_language(language)
 
     @staticmethod
-    def _load(x) -> np.ndarray:
+    def load_input(x) -> np.ndarray:
         if isinstance(x, (np.ndarray, torch.Tensor)):
             a = x.float().cpu().numpy() if isinstance(x, torch.Tensor) else x.astype(np.float32, copy=False)
             check_finite(a, "<array>")   # files are checked as they are decoded
@@ -208,7 +208,7 @@ class Transcriber:
     def _head(self, x) -> np.ndarray:
         """The first 30 s (a file is read no further)."""
         if isinstance(x, (np.ndarray, torch.Tensor)):
-            return self._load(x)[:N_SAMPLES_30S]
+            return self.load_input(x)[:N_SAMPLES_30S]
         with AudioStream(x) as stream:
             return stream.read(N_SAMPLES_30S)
 
@@ -222,10 +222,10 @@ class Transcriber:
         single = not isinstance(inputs, (list, tuple))
         clips = [self._head(x) for x in ([inputs] if single else inputs)]
         codes = self.candidates if candidates is None else self.resolve_candidates(candidates)
-        out = self._detect(clips, codes, method)
+        out = self.detect_clips(clips, codes, method)
         return out[0] if single else out
 
-    def _detect(self, clips: list[np.ndarray], candidates=None, method: str | None = None) -> list[dict[str, float]]:
+    def detect_clips(self, clips: list[np.ndarray], candidates=None, method: str | None = None) -> list[dict[str, float]]:
         return detect(self, clips, candidates, method or self.policy.lid)
 
     # -- transcription -----------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class Transcriber:
         per_input = list(language) if isinstance(language, (list, tuple)) else [language] * len(items)
         if len(per_input) != len(items):
             raise ValueError(f"{len(per_input)} languages for {len(items)} inputs")
-        forced = [self._check_language(x) for x in per_input]
+        forced = [self.check_language(x) for x in per_input]
         if isinstance(candidates, (list, tuple)) and candidates and all(
                 c is None or isinstance(c, (list, tuple)) for c in candidates):
             if len(candidates) != len(items):
@@ -318,13 +318,13 @@ class Transcriber:
             return x.shape[-1] / SAMPLE_RATE
         return probe_duration(x)
 
-    def _fail(self, job: "TranscribeJob", i: int, exc: Exception) -> None:
+    def fail_input(self, job: "TranscribeJob", i: int, exc: Exception) -> None:
         if job.single:
             raise exc
         job.outs[i].error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         job.done(i)
 
-    def _languages(self, job: "TranscribeJob", indices: list[int], clips: list[np.ndarray]) -> None:
+    def assign_languages(self, job: "TranscribeJob", indices: list[int], clips: list[np.ndarray]) -> None:
         """Fill in each input's language: given, or detected on its first 30 s (in one batch)."""
         todo = [(i, c) for i, c in zip(indices, clips) if not job.forced[i]]
         groups: dict[tuple | None, list] = {}   # one detection batch per candidate set
@@ -332,7 +332,7 @@ class Transcriber:
             key = None if job.candidates[i] is None else tuple(job.candidates[i])
             groups.setdefault(key, []).append((i, c))
         for key, group in groups.items():
-            for (i, _), p in zip(group, self._detect([c[:N_SAMPLES_30S] for _, c in group], key and list(key),
+            for (i, _), p in zip(group, self.detect_clips([c[:N_SAMPLES_30S] for _, c in group], key and list(key),
                                                      job.policy.lid)):
                 code, prob = next(iter(p.items()))
                 out = job.outs[i]
@@ -393,7 +393,7 @@ class Transcriber:
 
     def _route_rows(self, languages: list[str], specs: list | None = None):
         return self.bank.routing_for(specs) if specs is not None and self.bank is not None \
-            else self._routing(languages)
+            else self.routing_for(languages)
 
     def _decode(self, features, languages: list[str], options: DecodeOptions, encoded=None,
                 specs: list | None = None):
@@ -417,11 +417,11 @@ class Transcriber:
             idx, clips = [], []
             for i in order[s:s + self.batch_size]:
                 try:
-                    clips.append(self._load(job.items[i]))
+                    clips.append(self.load_input(job.items[i]))
                     idx.append(i)
                     job.outs[i].duration = len(clips[-1]) / SAMPLE_RATE
                 except Exception as exc:  # noqa: BLE001  (reported per file; others continue)
-                    self._fail(job, i, exc)
+                    self.fail_input(job, i, exc)
             if not idx:
                 continue
             try:
@@ -436,7 +436,7 @@ class Transcriber:
                         self._decode_short(job, [i], [clip])
                         finished.append(i)
                     except Exception as exc:  # noqa: BLE001
-                        self._fail(job, i, exc)
+                        self.fail_input(job, i, exc)
             for i in finished:
                 for g in job.outs[i].segments:
                     job.segment(i, g)
@@ -445,11 +445,11 @@ class Transcriber:
                 job.bar.update(sum(len(c) for c in clips) / SAMPLE_RATE)
 
     def _decode_short(self, job: "TranscribeJob", idx: list[int], clips: list[np.ndarray]) -> None:
-        self._languages(job, idx, clips)
+        self.assign_languages(job, idx, clips)
         # With the guard on, a loop at real length is cured by 30 s padding, not by sampling:
         # the compression-ratio fallback then runs on the padded re-decode only.
         first = replace(job.options, compression_ratio_threshold=None) if job.options.loop_guard else job.options
-        features = self._features(clips, languages=[job.outs[i].language for i in idx])
+        features = self.features_of(clips, languages=[job.outs[i].language for i in idx])
         picked, encoded = self._decode_routes(
             features, [self._routes(job, i, job.outs[i].language, job.outs[i].language_probs) for i in idx],
             first, job.options, keep_encoded=job.words)
@@ -493,7 +493,7 @@ class Transcriber:
     def _open(self, job: "TranscribeJob", i: int) -> Cursor:
         x = job.items[i]
         if isinstance(x, (np.ndarray, torch.Tensor)):
-            return Cursor(i, self._load(x))
+            return Cursor(i, self.load_input(x))
         return Cursor(i, AudioStream(x))
 
     def _transcribe_long(self, job: "TranscribeJob", order: list[int]) -> None:
@@ -514,11 +514,11 @@ class Transcriber:
                         cur = self._open(job, i)
                         cur.window()  # reads the first window: an unreadable file fails here
                     except Exception as exc:  # noqa: BLE001
-                        self._fail(job, i, exc)
+                        self.fail_input(job, i, exc)
                         continue
                     fresh.append(cur)
                 if fresh and not self._per_window(job):
-                    self._languages(job, [c.index for c in fresh], [c.window() for c in fresh])
+                    self.assign_languages(job, [c.index for c in fresh], [c.window() for c in fresh])
                     for c in fresh:
                         lang[c.index] = (job.outs[c.index].language, job.outs[c.index].language_probs)
                 elif fresh:
@@ -535,7 +535,7 @@ class Transcriber:
                 # fraction of a second of speech (a word cut at the file's end) 1 s of silence
                 # sends whisper-base into a loop ("with the power of the power ..."), 30 s does
                 # not; batched with full windows it costs nothing.
-                feats, lens = self._features(windows, [c.context() for c in active], [c.level for c in active],
+                feats, lens = self.features_of(windows, [c.context() for c in active], [c.level for c in active],
                                              silence_to_30s=True)
                 for cur, loud in zip(active, loudness(feats, lens)):
                     cur.level = loud if cur.level is None else max(cur.level, loud)
@@ -553,7 +553,7 @@ class Transcriber:
                         raise
                     for cur in active:
                         cur.close()
-                        self._fail(job, cur.index, exc)
+                        self.fail_input(job, cur.index, exc)
                     active = []
                     continue
                 decoded = []
@@ -592,7 +592,7 @@ class Transcriber:
                         going = cur.advance(step)
                     except Exception as exc:  # noqa: BLE001  (corrupt part-way: keep what was done)
                         going = False
-                        self._fail(job, cur.index, exc)
+                        self.fail_input(job, cur.index, exc)
                     if going:
                         still.append(cur)
                     else:
@@ -602,9 +602,9 @@ class Transcriber:
                     stop = set(job.between_windows(lambda x, lang: self._join(job, pending, x, lang)) or ())
                     for cur in [c for c in active if c.index in stop]:
                         cur.close()
-                        self._fail(job, cur.index, UserError("cancelled"))
+                        self.fail_input(job, cur.index, UserError("cancelled"))
                     for i in [i for i in pending if i in stop]:
-                        self._fail(job, i, UserError("cancelled"))
+                        self.fail_input(job, i, UserError("cancelled"))
                     active = [c for c in active if c.index not in stop]
                     pending = [i for i in pending if i not in stop]
         finally:
@@ -615,7 +615,7 @@ class Transcriber:
         """A long input added to a running call: queued behind the inputs already waiting."""
         i = len(job.items)
         job.items.append(x)
-        job.forced.append(self._check_language(language))
+        job.forced.append(self.check_language(language))
         job.candidates.append(self.candidates)
         job.outs.append(Transcription(source=str(x) if not isinstance(x, (np.ndarray, torch.Tensor)) else f"<array {i}>"))
         pending.insert(0, i)   # popped from the end: first come, first opened

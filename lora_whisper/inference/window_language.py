@@ -32,7 +32,7 @@ def cut_at_language_changes(t, job, active, windows, decoded: list[list], lang: 
                 items.setdefault(key, []).append((row, k, a))
     found: dict[tuple[int, int], dict] = {}
     for key, group in items.items():
-        dists = t._detect([a for _, _, a in group], list(key) if key else None, job.policy.lid)
+        dists = t.detect_clips([a for _, _, a in group], list(key) if key else None, job.policy.lid)
         for (row, k, _), d in zip(group, dists):
             found[(row, k)] = d
     for row, cur in enumerate(active):

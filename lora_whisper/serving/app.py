@@ -164,7 +164,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
         if not 0.0 <= temperature <= 1.0:   # NaN fails this too
             raise APIError(400, f"temperature must be between 0 and 1, got {temperature}", "temperature")
         try:
-            code = transcriber._check_language(language)
+            code = transcriber.check_language(language)
         except ValueError as exc:  # UnknownLanguageError: its message lists the valid codes
             raise APIError(400, str(exc), "language", "unsupported_language") from None
         code, candidates = request_routing(transcriber, model, experts, code, languages, routing)

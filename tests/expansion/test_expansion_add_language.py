@@ -101,14 +101,14 @@ def test_moe_mixture_is_stored_and_reproduced_at_load(base_run, corpus, fast, sp
     order = t.bank.experts
     assert order == ["pl", "es", "it", "pt"]
     vec = torch.tensor([want.get(n, 0.0) for n in order])
-    assert torch.allclose(t._routing(["pt"]).dense()[0], vec)
+    assert torch.allclose(t.routing_for(["pt"]).dense()[0], vec)
     assert torch.allclose(spy_fit["routing"].dense()[0], vec)  # training routed the same mixture
     # decoding through the Transcriber == decoding with that mixture set by hand
     from lora_whisper.inference.decoding import decode_batch
 
-    audio = t._load(str(corpus["dev-pt"].parent / "pt-4.wav"))
+    audio = t.load_input(str(corpus["dev-pt"].parent / "pt-4.wav"))
     out = t.transcribe(audio, language="pt", max_new_tokens=4)
-    feats, lens = t._features([audio])
+    feats, lens = t.features_of([audio])
     manual = decode_batch(t.model, t.vocab, feats, lens, [t.vocab.sot_sequence("pt")],
                           routing=t.bank.routing_for([want]), options=t.options.__class__(max_new_tokens=4))
     assert out.text == manual[0].text
@@ -315,10 +315,10 @@ def test_transcriber_prompts_a_new_code_with_its_recorded_token(base_run, corpus
     add(base_run, "xx", str(corpus["train-xx"]), init="random", prompt_language="es",
                  similarity=FAKE, train=fast, log=None)
     t = load(run=base_run)
-    audio = t._load(str(corpus["dev-xx"].parent / "xx-4.wav"))
+    audio = t.load_input(str(corpus["dev-xx"].parent / "xx-4.wav"))
     out = t.transcribe(audio, language="xx", max_new_tokens=4)
     assert out.expert == "xx"
-    feats, lens = t._features([audio])
+    feats, lens = t.features_of([audio])
     manual = decode_batch(t.model, t.vocab, feats, lens, [t.vocab.sot_sequence("es")],
                           routing=t.bank.routing_for(["xx"]), options=t.options.__class__(max_new_tokens=4))
     assert out.text == manual[0].text

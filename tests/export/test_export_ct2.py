@@ -27,7 +27,7 @@ def test_ct2_float32_tokens_equal_routed(tiny_export_run, tmp_path, lang):
     feats, lens = log_mel(clips(), routed.backbone.n_mels, pad_30s=True)  # ctranslate2 takes 30 s windows
     prompts = [v.sot_sequence(lang)] * 2
     n = 8
-    want = decode_batch(routed.model, v, feats, lens, prompts, routing=routed._routing([lang] * 2),
+    want = decode_batch(routed.model, v, feats, lens, prompts, routing=routed.routing_for([lang] * 2),
                         options=DecodeOptions(temperatures=(0.0,), max_new_tokens=n,
                                               compression_ratio_threshold=None, logprob_threshold=None))
     model = ctranslate2.models.Whisper(str(out), device="cpu", compute_type="float32", intra_threads=1)

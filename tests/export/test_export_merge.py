@@ -41,7 +41,7 @@ def run_outputs(t, lang, routing):
 @pytest.mark.parametrize("lang", ["de", "pl"])
 def test_hf_export_equals_routed_run(tiny_export_run, tmp_path, lang):
     routed = load(run=str(tiny_export_run))
-    want_logits, want_tokens = run_outputs(routed, lang, routed._routing([lang] * 3))
+    want_logits, want_tokens = run_outputs(routed, lang, routed.routing_for([lang] * 3))
     bare_logits, _ = run_outputs(routed, lang, None)
     assert (want_logits - bare_logits).abs().max() > 0.1  # the expert matters, so equality means something
 
@@ -107,7 +107,7 @@ def test_shared_lora_run_exports_its_one_expert_for_any_language(tiny, tmp_path)
     run = tmp_path / "shared-run"
     save_run(run, bank, tiny, {"shared": {"route_all": True, "languages": ["de", "en"]}})
     routed = load(run=str(run))
-    want_logits, want_tokens = run_outputs(routed, "de", routed._routing(["de"] * 3))
+    want_logits, want_tokens = run_outputs(routed, "de", routed.routing_for(["de"] * 3))
     out = export(run, "de", tmp_path / "hf", fmt="hf")
     got_logits, got_tokens = run_outputs(load(str(out)), "de", None)
     assert torch.allclose(got_logits, want_logits, atol=2e-4, rtol=1e-4) and got_tokens == want_tokens

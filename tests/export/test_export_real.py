@@ -63,6 +63,6 @@ def test_exports_transcribe_as_the_routed_run(real_run, make_speech, tmp_path):
     got = " ".join(s.text.strip() for s in segments)
     fw_feats = fw.feature_extractor(audio)
     fw_feats = torch.from_numpy(pad_or_trim(fw_feats[:, : fw_feats.shape[1] - 1]))[None].float()
-    routed_on_fw = decode_batch(routed.model, v, fw_feats, None, prompt, routing=routed._routing([lang]),
+    routed_on_fw = decode_batch(routed.model, v, fw_feats, None, prompt, routing=routed.routing_for([lang]),
                                 options=GREEDY)[0].text
     assert got == routed_on_fw

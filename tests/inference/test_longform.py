@@ -184,6 +184,6 @@ def test_long_form_windows_are_padded_to_30s_like_whisper(tiny):
     Whisper's 30 s of padding (a cut word with 1 s of silence makes whisper-base loop)."""
     t = Transcriber(tiny)
     clip = np.zeros(SR * 3, np.float32)
-    _, short = t._features([clip])
-    _, last = t._features([clip], silence_to_30s=True)
+    _, short = t.features_of([clip])
+    _, last = t.features_of([clip], silence_to_30s=True)
     assert int(short[0]) == 400 and int(last[0]) == 3000

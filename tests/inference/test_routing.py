@@ -65,8 +65,8 @@ def test_expert_lid_scores_each_candidate_under_its_own_expert(routed):
     t = routed(policy=RoutingPolicy(lid="experts"))
     clip = _sound(4, 2)
     got = t.detect_language(clip, candidates=["de", "en"])
-    feats, lens = t._features([clip])
-    own = [language_probs(t.model, t.vocab, feats, lens, routing=t._routing([c]), candidates=["de", "en"])[0, k]
+    feats, lens = t.features_of([clip])
+    own = [language_probs(t.model, t.vocab, feats, lens, routing=t.routing_for([c]), candidates=["de", "en"])[0, k]
            for k, c in enumerate(["de", "en"])]
     want = torch.softmax(torch.stack(own).log(), 0)
     assert got["de"] == pytest.approx(float(want[0]), abs=1e-5)
@@ -128,7 +128,7 @@ def test_soft_row_is_the_mixture_of_the_top_languages(routed, monkeypatch):
     assert soft[2].routing == "hard" and soft[2].language == "en" and soft[2].language_probs is None
     # the soft row decodes exactly as the bank's weighted row, prompted with the top language
     r = soft[0]
-    feats, lens = t._features([clips[0]])
+    feats, lens = t.features_of([clips[0]])
     alone = decoding.decode_batch(t.model, t.vocab, feats, lens, [t.vocab.sot_sequence(r.language)],
                                   routing=t.bank.routing_for([r.mixture]), options=GREEDY)
     assert alone[0].text == r.text
@@ -144,9 +144,9 @@ def test_nbest_decodes_each_top_language_in_one_pass_and_keeps_the_likelier(rout
         assert r.routing == "nbest"
         top2 = list(t.detect_language(clip))[:2]
         each = {lang: t.transcribe(clip, language=lang) for lang in top2}
-        feats, lens = t._features([clip])
+        feats, lens = t.features_of([clip])
         lp = {lang: decoding.decode_batch(t.model, t.vocab, feats, lens, [t.vocab.sot_sequence(lang)],
-                                          routing=t._routing([lang]), options=GREEDY)[0].avg_logprob
+                                          routing=t.routing_for([lang]), options=GREEDY)[0].avg_logprob
               for lang in top2}
         best = max(top2, key=lp.get)
         assert r.language == best and r.text == each[best].text and r.expert == t.expert_for(best)
@@ -175,7 +175,7 @@ def test_a_language_per_window_equals_each_window_alone(routed):
         start = int(round(w["start"] * SR))
         win = audio[start:start + 30 * SR]
         context = audio[max(0, start - 200):start]
-        feats = t._features([win], [context], [None], silence_to_30s=True)
+        feats = t.features_of([win], [context], [None], silence_to_30s=True)
         assert w["language"] in t.candidates
         if start == 0:   # the level floor (loudest window so far) is known for the first window
             assert w["language"] == next(iter(detect_features(t, feats, t.candidates)[0]))
