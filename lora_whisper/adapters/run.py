@@ -67,6 +67,35 @@ def write_meta(run_dir: str | Path, meta: dict) -> None:
     atomic_write_bytes(Path(run_dir) / RUN_FILE, json_bytes(meta))
 
 
+def snapshot(run_dir: str | Path) -> bytes:
+    """The run file's bytes, to put back with `restore` if a change must be undone."""
+    return (Path(run_dir) / RUN_FILE).read_bytes()
+
+
+def restore(run_dir: str | Path, saved: bytes) -> None:
+    atomic_write_bytes(Path(run_dir) / RUN_FILE, saved)
+
+
+def copy_run(src: str | Path, dst: str | Path) -> None:
+    """A run of experts copied byte for byte: its run file and every expert's files (not its
+    metrics, evaluations or checkpoints)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for e in read_meta(src)["experts"]:
+        shutil.copytree(src / e["path"], dst / e["path"])
+    shutil.copy2(src / RUN_FILE, dst / RUN_FILE)
+
+
+def remove_run_file(run_dir: str | Path) -> None:
+    """Unregister a staging directory (its experts live on in the run they were saved into)."""
+    (Path(run_dir) / RUN_FILE).unlink(missing_ok=True)
+
+
+def modified(run_dir: str | Path) -> float:
+    """When the run file was last written (a served model's `created`)."""
+    return os.path.getmtime(Path(run_dir) / RUN_FILE)
+
+
 def run_kind(run_dir: str | Path) -> str:
     """'adapters' or 'full-model' (raises UserError when it is not a run)."""
     return "full-model" if read_meta(run_dir).get("format") == FULL_FORMAT else "adapters"
@@ -340,6 +369,21 @@ def verify_expert(info: RunInfo, name: str) -> str | None:
     except AdapterError as exc:
         return str(exc)
     return None
+
+
+def expert_fingerprints(run_dir: str | Path) -> dict[str, dict[str, str | None]]:
+    """Per expert: the sha256 the run file records, and those of its files on disk."""
+    info = read_run(run_dir)
+    out = {}
+    for name in info.experts:
+        adir = info.adapter_dir(name)
+        out[name] = {"recorded": info.entry(name)["sha256"], "weights": _sha(adir / WEIGHTS_FILE),
+                     "config": _sha(adir / CONFIG_FILE)}
+    return out
+
+
+def _sha(path: Path) -> str | None:
+    return sha256_file(path) if path.exists() else None
 
 
 def unrouted_experts(info: RunInfo, languages: Iterable[str]) -> list[str]:

@@ -45,7 +45,8 @@ from lora_whisper.adapters import run as rundir   # module access: tests patch r
 from lora_whisper.adapters.files import WEIGHTS_FILE
 from lora_whisper.adapters.model import check_expert_name, has_lora
 from lora_whisper.adapters.routing import Routing
-from lora_whisper.adapters.run import MODEL_DIR, RouteTable, load_run, read_meta, read_run, run_file, write_meta
+from lora_whisper.adapters.run import (MODEL_DIR, RouteTable, copy_run, load_run, read_meta, read_run,
+                                       remove_run_file, write_meta)
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
@@ -81,9 +82,9 @@ class AddLanguageResult:
 
 
 # -- checks that need no weights -------------------------------------------------------------
-def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> tuple[dict, Path]:
-    """(the run file's data, the run the language goes into). The settings themselves were
-    checked by AddLanguageConfig."""
+def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> Path:
+    """The run the language goes into. The settings themselves were checked by
+    AddLanguageConfig."""
     info = read_run(run)  # refuses a missing or malformed run
     check_expert_name(language)
     if language in info.experts:
@@ -93,7 +94,7 @@ def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> tupl
             raise UserError("--out must differ from --run (leave --out out to add in place)")
         if out.exists() and any(out.iterdir()) and not (resume and _resumable(out, language)):
             raise UserError(f"{out}: already exists and is not empty; choose another --out")
-    return info.data, (out or run)
+    return out or run
 
 
 def _resumable(target: Path, language: str) -> bool:
@@ -111,15 +112,6 @@ def _resolve_prompt(vocab, language: str, prompt_language: str | None) -> tuple[
                             f"`lora-whisper similarity` ranks them)")
         return language, known
     return vocab.check_language(prompt_language), known
-
-
-def _copy_run(src: Path, dst: Path, info_data: dict) -> None:
-    """The run file and every expert's files, byte for byte (nothing else: the new run's
-    metrics and checkpoints are its own)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for e in info_data["experts"]:
-        shutil.copytree(src / e["path"], dst / e["path"])
-    shutil.copy2(run_file(src), run_file(dst))
 
 
 # -- the plan the training loop runs ----------------------------------------------------------
@@ -218,7 +210,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
     init, top_k = config.init, config.top_k
     run, out = Path(config.run), (Path(config.out) if config.out is not None else None)
     language = normalize_code(config.language)
-    run_data, target = _preflight(run, language, out, train.resume)
+    target = _preflight(run, language, out, train.resume)
     info = read_run(run)
     if backbone is None:
         backbone = load_backbone(info.backbone_source)
@@ -276,7 +268,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
 
     if out is not None and not (train.resume and _resumable(target, language)):
         if world.is_main:
-            _copy_run(run, target, run_data)
+            copy_run(run, target)
         distributed.barrier(world)
     guard = ExpertGuard(target)
     bank, _ = load_run(target, backbone)
@@ -358,7 +350,7 @@ def _tidy(work: Path) -> None:
     of the weights and the optimizer state, now that the run holds the expert."""
     for name in ("adapters", "final", "checkpoints"):
         shutil.rmtree(work / name, ignore_errors=True)
-    run_file(work).unlink(missing_ok=True)
+    remove_run_file(work)
 
 
 def _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, result, say,

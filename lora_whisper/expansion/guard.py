@@ -10,26 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lora_whisper.adapters.files import CONFIG_FILE, WEIGHTS_FILE
 from lora_whisper.adapters.model import AdapterError
-from lora_whisper.adapters.run import RUN_FILE, read_run, run_file
-from lora_whisper.atomic import atomic_write_bytes
-from lora_whisper.backbone.load import sha256_file
-
-
-def _sha(path: Path) -> str | None:
-    return sha256_file(path) if path.exists() else None
-
-
-def expert_fingerprints(run_dir: str | Path) -> dict[str, dict[str, str | None]]:
-    """Per expert: the sha256 recorded in the run file, and that of its files on disk."""
-    info = read_run(run_dir)
-    out = {}
-    for name in info.experts:
-        adir = info.adapter_dir(name)
-        out[name] = {"recorded": info.entry(name)["sha256"], "weights": _sha(adir / WEIGHTS_FILE),
-                     "config": _sha(adir / CONFIG_FILE)}
-    return out
+from lora_whisper.adapters.run import RUN_FILE, expert_fingerprints, restore, snapshot
 
 
 class ExpertGuard:
@@ -40,7 +22,7 @@ class ExpertGuard:
         if bad:
             raise AdapterError(f"{self.run_dir}: expert(s) {', '.join(bad)} do not match the checksum in "
                                f"{RUN_FILE} (corrupted or modified); refusing to add a language to it")
-        self.run_file = run_file(self.run_dir).read_bytes()
+        self.saved = snapshot(self.run_dir)
 
     @property
     def experts(self) -> list[str]:
@@ -63,4 +45,4 @@ class ExpertGuard:
                                f"a language; {RUN_FILE} was restored, the new expert is not registered")
 
     def restore(self) -> None:
-        atomic_write_bytes(run_file(self.run_dir), self.run_file)
+        restore(self.run_dir, self.saved)

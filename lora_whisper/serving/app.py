@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Str
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from lora_whisper.adapters.run import run_file
+from lora_whisper.adapters.run import modified
 from lora_whisper.audio import AudioError, AudioTooLong, decode_bytes
 from lora_whisper.inference.formats import render
 from lora_whisper.serving.access_log import AccessLog
@@ -71,7 +70,7 @@ def create_app(transcriber, *, model_id: str = "lora-whisper", api_key: str | No
     max_bytes = int(max_upload_mb * 1024 * 1024)
     created = int(time.time())
     if transcriber.run_info is not None:
-        created = int(os.path.getmtime(run_file(transcriber.run_info.path)))
+        created = int(modified(transcriber.run_info.path))
     card = model_card(transcriber, model_id, created)
 
     @asynccontextmanager
