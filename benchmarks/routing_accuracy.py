@@ -27,7 +27,6 @@ routing win back (issue 16).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
