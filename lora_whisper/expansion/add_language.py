@@ -50,7 +50,6 @@ from lora_whisper.adapters.run import (MODEL_DIR, RouteTable, copy_run, load_run
 from lora_whisper.backbone.load import load_backbone
 from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
-from lora_whisper.evaluation.metrics import macro_average
 from lora_whisper.expansion.config import WORK_DIR, AddLanguageConfig
 from lora_whisper.expansion.gates import LearnedGates
 from lora_whisper.expansion.guard import ExpertGuard
@@ -156,28 +155,20 @@ class _MixtureInfo(RouteTable):
 
 
 class _DevScorer:
-    """Training's DevScorer, remembering the mixture in force at each evaluation (learned
-    gates move; the loop keeps the adapters of the best evaluation, we keep its gates)."""
+    """Training's DevScorer, with the mixture in force at each evaluation put in the plan's
+    provenance of the new expert: learned gates move, and when the loop saves the adapters of
+    the best evaluation it saves that evaluation's gates with them (on disk, so a resumed
+    run keeps them too)."""
 
-    def __init__(self, plan, utterances, config, mixture_fn, gates):
+    def __init__(self, plan, utterances, config, language: str, mixture_fn):
         plan.run_info = _MixtureInfo(mixture_fn)
         self.inner = DevScorer(plan, utterances, config.eval_batch_size, config.eval_max_new_tokens)
-        self.mixture_fn = mixture_fn
-        self.gates = gates
-        self.history: list[tuple[float, dict[str, float]]] = []
+        self.plan, self.language, self.mixture_fn = plan, language, mixture_fn
 
     def __call__(self):
-        mix = self.mixture_fn()   # dev decoding routes the gates' current values, as floats
-        scores = self.inner()
-        self.history.append((macro_average(scores, clipped=True), mix))
-        return scores
-
-    def best_mixture(self) -> dict[str, float] | None:
-        best = None
-        for err, mix in self.history:  # the loop keeps the first of equal errors (strict <)
-            if best is None or err < best[0]:
-                best = (err, mix)
-        return None if best is None else best[1]
+        # dev decoding routes the gates' current values, as floats
+        self.plan.expert_provenance[self.language] = {"moe": {"experts": self.mixture_fn()}}
+        return self.inner()
 
 
 def _train_config(config: AddLanguageConfig, spec, backbone_source: str, recipe: str, prompt: str,
@@ -297,11 +288,9 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
         return {language: 1.0, **gates.mixture()}
 
     train_config = _train_config(config, spec, info.backbone_source, recipe, prompt, work)
-    scorers = []   # the dev scorer fit_plan builds on rank 0: it remembers the mixtures
 
     def make_scorer(plan):
-        scorers.append(_DevScorer(plan, dev_rows, train_config, current_mixture, gates))
-        return scorers[0]
+        return _DevScorer(plan, dev_rows, train_config, language, current_mixture)
 
     if prompt != language:
         say(f"add-language {language}: trained and decoded with the prompt <|{prompt}|>")
@@ -313,13 +302,13 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
     if not world.is_main:
         distributed.barrier(world)   # rank 0 registers the expert
         return result
-    scorer = scorers[0] if scorers else None
     chosen = work  # the best dev adapters with a dev set, else the final ones
     sd = load_file(str(chosen / "adapters" / language / WEIGHTS_FILE))
     bank.load_expert(language, sd)
     if mixture is not None:
-        final_mix = (scorer.best_mixture() if (scorer is not None and gates is not None) else None) \
-            or current_mixture()
+        # With a dev set the run keeps the best evaluation's adapters, and so its gates.
+        final_mix = (read_meta(chosen)["experts"][0]["provenance"].get("moe", {}).get("experts")
+                     if dev_rows else None) or current_mixture()
         provenance["moe"] = {"experts": final_mix, "top_k": top_k, "learned_gates": config.learned_gates,
                              "weights": "own expert 1; top-k similarities renormalised to sum to 1"
                                         + ("; then trained" if config.learned_gates else "")}

@@ -124,7 +124,6 @@ def train(config: TrainConfig, backbone=None) -> Path:
     Under torchrun each process calls this; rank 0 alone writes.
     """
     with distributed.session() as world:
-        config = resolve(absolute_paths(config), world.device)
         if backbone is None:
             backbone = load_backbone(config.backbone)
         data = load_run_data(config.data, config.dev, config.languages, backbone.vocab,

@@ -75,3 +75,27 @@ def test_add_language_under_torchrun_matches_one_process(base_run_dir, corpus, t
     assert worst < 1e-5, worst
     assert any(float(a[k].abs().sum()) > 0 for k in a if "lora_B" in k)   # it did train
     assert _experts(two) == ["pl", "es", "it", "pt"]
+
+
+def test_learned_gates_of_the_best_evaluation_survive_a_resume(base_run_dir, corpus, tmp_path):
+    """The run keeps the best dev evaluation's adapters and, with them, that evaluation's
+    gates, also when the attempt was interrupted and resumed in between."""
+    from lora_whisper.expansion import AddLanguageConfig, add_language
+    from lora_whisper.expansion.similarity import Similarity
+
+    sim = Similarity({"pl": 0.5, "it": 0.3, "es": 0.2}, n_utterances=4, base_mass=0.1)
+    train = dict(max_steps=4, eval_every=2, checkpoint_every=2, batch_size=2, num_workers=0, bf16=False,
+                 progress=False, eval_max_new_tokens=3, lr=1e-2, warmup_steps=0, log_every=1)
+
+    def run(dst, **extra):
+        config = AddLanguageConfig(run=dst, language="pt", data=str(corpus["train-pt"]), dev=str(corpus["dev-pt"]),
+                                   init="moe", learned_gates=True, train={**train, **extra})
+        return add_language(config, similarity=sim, log=None)
+
+    straight = run(_copy(base_run_dir, tmp_path / "straight"))
+    cut = _copy(base_run_dir, tmp_path / "cut")
+    assert run(cut, stop_after_steps=3).provenance == {}
+    resumed = run(cut, resume=True)
+    assert resumed.mixture == straight.mixture and resumed.mixture["pl"] != 0.625
+    saved = json.loads((cut / "lora_whisper.json").read_text())["experts"][-1]["provenance"]["moe"]["experts"]
+    assert saved == resumed.mixture
