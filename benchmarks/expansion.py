@@ -19,7 +19,7 @@ and the backbone are untouched; only the new expert exists in addition).
 
 Full fine-tuning trains every backbone weight on the new language; the base languages are
 then decoded by their unchanged experts on the changed backbone (see
-lora_whisper/expansion/add_language.py), which is where forgetting shows.
+lora_whisper/expansion/add.py), which is where forgetting shows.
 
 Presets ("quick": Portuguese only, 6 minutes on 2 quiet CPU cores, ~25 when other jobs
 share them; "cpu": both new languages, ~25 minutes on 2 quiet cores; "smoke": the

@@ -162,7 +162,7 @@ def save_full_model(dest: str | Path, backbone, languages: list[str], provenance
 class RouteTable:
     """Which experts the rows of each language go through: the routing policy of a run.
     RunInfo answers from the run file; a plan being trained answers for its dev decoding
-    before anything is saved (training/recipes.py, expansion/add_language.py)."""
+    before anything is saved (training/recipes.py, expansion/add.py)."""
 
     @property
     def experts(self) -> list[str]:

@@ -6,8 +6,8 @@ alone."""
 from lora_whisper.lazy import lazy_exports
 
 _EXPORTS = {
-    "INITS": "config", "AddLanguageConfig": "config", "AddLanguageResult": "add_language",
-    "add_language": "add_language", "Similarity": "similarity", "average_similarity": "similarity",
+    "INITS": "config", "AddLanguageConfig": "config", "AddLanguageResult": "add",
+    "add_language": "add", "Similarity": "similarity", "average_similarity": "similarity",
     "format_table": "similarity", "language_similarity": "similarity", "lid_languages": "similarity",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
