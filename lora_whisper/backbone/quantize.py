@@ -31,7 +31,7 @@ import warnings
 import torch
 from torch import nn
 
-from lora_whisper.backbone import COMPUTE_TYPES, check_compute_type  # noqa: F401  (re-exported for the API)
+from lora_whisper.backbone import check_compute_type
 
 
 class Int8Linear(nn.Module):

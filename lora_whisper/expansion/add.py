@@ -45,9 +45,9 @@ from lora_whisper.adapters import run as rundir   # module access: tests patch r
 from lora_whisper.adapters.files import WEIGHTS_FILE
 from lora_whisper.adapters.model import check_expert_name, has_lora
 from lora_whisper.adapters.routing import Routing
-from lora_whisper.adapters.run import (MODEL_DIR, RouteTable, copy_run, load_run, read_meta, read_run,
+from lora_whisper.adapters.run import (MODEL_DIR, RouteTable, RunInfo, copy_run, load_run, read_meta, read_run,
                                        remove_run_file, write_meta)
-from lora_whisper.backbone.load import load_backbone
+from lora_whisper.backbone.load import load_backbone, weights_fingerprint
 from lora_whisper.data.sampling import subsample
 from lora_whisper.errors import UserError
 from lora_whisper.expansion.config import WORK_DIR, AddLanguageConfig
@@ -65,7 +65,6 @@ from lora_whisper.training.run import fit_plan
 from lora_whisper.training.screen import screen
 
 
-
 @dataclass
 class AddLanguageResult:
     run: Path                      # the run that now has the language
@@ -81,9 +80,9 @@ class AddLanguageResult:
 
 
 # -- checks that need no weights -------------------------------------------------------------
-def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> Path:
-    """The run the language goes into. The settings themselves were checked by
-    AddLanguageConfig."""
+def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> tuple[RunInfo, Path]:
+    """(the run's info, the run the language goes into). The settings themselves were
+    checked by AddLanguageConfig."""
     info = read_run(run)  # refuses a missing or malformed run
     check_expert_name(language)
     if language in info.experts:
@@ -93,7 +92,7 @@ def _preflight(run: Path, language: str, out: Path | None, resume: bool) -> Path
             raise UserError("--out must differ from --run (leave --out out to add in place)")
         if out.exists() and any(out.iterdir()) and not (resume and _resumable(out, language)):
             raise UserError(f"{out}: already exists and is not empty; choose another --out")
-    return out or run
+    return info, out or run
 
 
 def _resumable(target: Path, language: str) -> bool:
@@ -201,8 +200,7 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
     init, top_k = config.init, config.top_k
     run, out = Path(config.run), (Path(config.out) if config.out is not None else None)
     language = normalize_code(config.language)
-    target = _preflight(run, language, out, train.resume)
-    info = read_run(run)
+    info, target = _preflight(run, language, out, train.resume)
     if backbone is None:
         backbone = load_backbone(info.backbone_source)
     vocab = backbone.vocab
@@ -210,8 +208,8 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
     if backbone.fingerprint != info.backbone_fingerprint:
         raise UserError(f"{run}: made with backbone {info.backbone_fingerprint[:16]}, "
                         f"got {backbone.fingerprint[:16]} ({backbone.source})")
-    # Refuse a corrupted original before any work (the copy is checked again below).
-    ExpertGuard(run)
+    # Refuse a corrupted original before any work (a copy is checked again below).
+    original = ExpertGuard(run)
 
     seed = train.seed
     train_utts = subsample(read_language(config.data, language, known), train.max_train_per_language, seed)
@@ -255,13 +253,14 @@ def _add_language(config: AddLanguageConfig, similarity, backbone, say, world) -
 
     work = target / WORK_DIR / language
     if init == "full-ft":
-        return _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, result, say, world)
+        return _full_ft(config, run, target, work, info, original, backbone, prompt, rd, provenance, result, say,
+                        world)
 
     if out is not None and not (train.resume and _resumable(target, language)):
         if world.is_main:
             copy_run(run, target)
         distributed.barrier(world)
-    guard = ExpertGuard(target)
+    guard = original if target == run else ExpertGuard(target)
     bank, _ = load_run(target, backbone)
     before = {n: bank.state_dict_of(n) for n in bank.experts}
     torch.manual_seed(seed)  # the new expert's A draws from the global generator
@@ -342,7 +341,7 @@ def _tidy(work: Path) -> None:
     remove_run_file(work)
 
 
-def _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, result, say,
+def _full_ft(config, run, target, work, info, original, backbone, prompt, rd, provenance, result, say,
              world) -> AddLanguageResult:
     """Fine-tune every weight on the new language (bare rows); OUT = fine-tuned Whisper + the
     original experts copied byte for byte."""
@@ -370,19 +369,16 @@ def _full_ft(config, run, target, work, info, backbone, prompt, rd, provenance, 
         if k in staged.get("provenance", {}):
             provenance[k] = staged["provenance"][k]
     provenance["train_config"] = f"{WORK_DIR}/{language}/{TRAIN_CONFIG_FILE}"
-    tuned = load_backbone(str((target / MODEL_DIR).resolve()))
-    for e in info.data["experts"]:
-        shutil.copytree(run / e["path"], target / e["path"])
-    data_out = read_meta(run)
-    data_out["backbone"] = {"source": tuned.source, "fingerprint": tuned.fingerprint}
+    copy_run(run, target)
+    tuned = (target / MODEL_DIR).resolve()
+    data_out = read_meta(target)
+    data_out["backbone"] = {"source": str(tuned), "fingerprint": weights_fingerprint(tuned)}
     # Not an expert (the new language decodes with the fine-tuned backbone alone): recorded
     # at the top level; save_run on this run later would drop it, which is harmless.
     data_out["full_ft"] = {"language": language, "from_run": str(run.resolve()),
                            "base_backbone": info.data["backbone"], **provenance}
     write_meta(target, data_out)
-    copied = ExpertGuard(target).before
-    original = ExpertGuard(run).before
-    if copied != original:
+    if ExpertGuard(target).before != original.before:
         raise UserError(f"{target}: the copied experts differ from {run}'s")
     distributed.barrier(world)
     result.provenance = provenance

@@ -54,7 +54,6 @@ def detect(t: "Transcriber", clips: list[np.ndarray], candidates: Sequence[str] 
 def detect_features(t: "Transcriber", features, codes: Sequence[str], method: str = "backbone"
                     ) -> list[dict[str, float]]:
     """`detect` on features already computed (a long file's windows: the decoder's own)."""
-
     feats, lens = features
     codes = list(codes)
     tokens = [lid_token(t, c) for c in codes]
@@ -67,7 +66,6 @@ def detect_features(t: "Transcriber", features, codes: Sequence[str], method: st
 
 def _expert_scores(t: "Transcriber", feats: torch.Tensor, lens: torch.Tensor, codes: list[str],
                    tokens: list[str]) -> torch.Tensor:
-
     B, K = feats.shape[0], len(codes)
     rows = torch.arange(B).repeat_interleave(K)                # clip b's rows: b*K .. b*K+K-1
     routing = t.routing_for([c for _ in range(B) for c in codes])   # row b*K+k routed to codes[k]

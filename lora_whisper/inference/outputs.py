@@ -36,6 +36,5 @@ class OutputDir:
         return self.paths[source].exists()
 
     def write(self, result) -> Path:
-
         text = render(result, self.fmt, per_word=self.per_word)
         return atomic_write_text(self.paths[result.source], text if text.endswith("\n") else text + "\n")

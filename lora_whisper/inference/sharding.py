@@ -55,7 +55,6 @@ def shard(lengths: Sequence[float], rank: Rank) -> list[int]:
 
 def join(rank: Rank) -> None:
     """The gloo process group, for the ranks' one exchange (evaluation)."""
-
     if rank.distributed and not dist.is_initialized():
         dist.init_process_group("gloo", rank=rank.rank, world_size=rank.size, timeout=timedelta(hours=6))
 
@@ -72,6 +71,5 @@ def gather(items: list, rank: Rank) -> list:
 
 
 def leave(rank: Rank) -> None:
-
     if rank.distributed and dist.is_initialized():
         dist.destroy_process_group()

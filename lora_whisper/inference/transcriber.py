@@ -20,7 +20,6 @@ from tqdm import tqdm
 from lora_whisper.adapters.routing import routed
 from lora_whisper.adapters.run import RUN_FILE, RouteTable, is_run, open_run, unrouted_experts
 from lora_whisper.audio import AudioStream, check_finite, load_audio, probe_duration
-from lora_whisper.backbone import check_compute_type
 from lora_whisper.backbone.forward import encode
 from lora_whisper.backbone.load import Backbone, load_backbone
 from lora_whisper.data.features import (BACKBONE_TAIL_SECONDS, CHUNK_SECONDS, N_SAMPLES_30S, SAMPLE_RATE,
@@ -72,8 +71,6 @@ class Transcription:
         return d
 
 
-
-
 # Clips up to this long are decoded whole without timestamps (the way adapters are trained);
 # + the 1 s silence tail that log_mel adds = Whisper's 30 s window. Longer audio goes through
 # timestamp-based seeking (longform.py).
@@ -85,8 +82,6 @@ class Transcriber:
                  batch_size: int = 8, options: DecodeOptions = DecodeOptions(), route_all: str | None = None,
                  backbone_tail_seconds: float | None = None,
                  candidates: "Sequence[str] | str | None" = None, policy: RoutingPolicy | None = None):
-        # What the backbone computes in was chosen when it was loaded (load(compute_type=...)).
-        self.compute_type = backbone.compute_type
         self.backbone = backbone
         self.route_all = route_all if route_all is not None else (run_info.shared_expert if run_info is not None else None)
         self.bank = bank
@@ -110,6 +105,11 @@ class Transcriber:
     @property
     def model(self):
         return self.backbone.model
+
+    @property
+    def compute_type(self) -> str:
+        """Chosen when the backbone was loaded (`load(compute_type=...)`)."""
+        return self.backbone.compute_type
 
     @property
     def vocab(self):
@@ -256,8 +256,8 @@ class Transcriber:
         of audio), may add long inputs to this call with `join(audio, language) -> index` (they
         start at the next step, beside the others; their results come through `on_result`),
         and returns the indices of inputs to stop (their clients went away): those end with
-        `.error` "cancelled". `preempt()`: called between the token steps of long audio's
-        windows; it may decode other (short) inputs on this Transcriber, returning True if it did.
+        `.error` "cancelled". `preempt()`: called between the encoder layers and token steps of long
+        audio's windows; it may decode other (short) inputs on this Transcriber.
         `candidates`: the languages detection may choose ('pl,en', a list, 'all', or one of
         those per input; default this Transcriber's). `routing`: hard | soft | nbest or a
         RoutingPolicy (default this Transcriber's; routing_policy.py).
@@ -703,7 +703,6 @@ def load(source: str | None = None, run: str | Path | None = None, compute_type:
     (adapters, or a fully fine-tuned model); `load("path/to/hf-whisper")` -> any local Whisper.
     With a run, `source` overrides where its backbone is found. `compute_type` "int8": the
     backbone quantised for CPU inference (backbone/quantize.py; experts stay float32)."""
-    check_compute_type(compute_type)
     if run is None and source is not None and is_run(str(source)):
         run, source = source, None
     if run is None:

@@ -20,7 +20,6 @@ LAST = "last.pt"
 
 
 def atomic_torch_save(obj, path: Path) -> Path:
-
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
     return path

@@ -52,7 +52,6 @@ def _counts(utts: Sequence[Utterance]) -> str:
 def load_run_data(train_spec: str, dev_spec: str | None, languages: Sequence[str], vocab,
                   max_train_per_language: int | None = None, max_dev_per_language: int | None = None,
                   seed: int = 0, log=print) -> RunData:
-
     if not train_spec:
         raise UserError("no training data: give --data (a manifest or corpus)")
     # Codes first: an unknown one should not wait for a corpus scan.

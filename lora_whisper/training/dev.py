@@ -17,7 +17,6 @@ class DevScorer:
         self.audio = {u.id: u.load() for u in self.utterances}
 
     def __call__(self) -> dict[str, LanguageScore]:
-
         plan = self.plan
         transcriber = Transcriber(plan.backbone, bank=plan.bank, run_info=plan.run_info,
                                   batch_size=self.batch_size, options=self.options,

@@ -87,7 +87,6 @@ def make_optimizer(groups, lr: float, device: torch.device) -> torch.optim.Optim
 def _project(proj: torch.nn.Linear, h: torch.Tensor) -> torch.Tensor:
     """The vocabulary projection; its frozen (tied-embedding) weight cast to bf16 once, not
     every step, when autocast runs on a CPU and nothing trains it."""
-
     if (h.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not proj.weight.requires_grad
             and type(proj) is torch.nn.Linear):
         dtype = torch.get_autocast_dtype("cpu")
@@ -126,7 +125,6 @@ def step_batches(sampler, dataset, grad_accum: int, steps_per_epoch: int, start_
     Each epoch's batch list is fixed by (seed, epoch), so resuming at a step is skipping the
     micro-batches before it in that epoch's list.
     """
-
     epoch, done = divmod(start_step, steps_per_epoch)
     while True:
         sampler.set_epoch(epoch)
@@ -143,7 +141,6 @@ def step_batches(sampler, dataset, grad_accum: int, steps_per_epoch: int, start_
 
 
 def fit(plan, data, config, run_dir: Path, world: World, dev_scorer=None) -> FitResult:
-
 
     model, params = plan.model, list(plan.params.values())
     run_dir = Path(run_dir)

@@ -41,7 +41,6 @@ class Screened:
 
 
 def screen(utterances: Sequence[Utterance], vocab, jobs: int = 4) -> Screened:
-
     def check(utt: Utterance):
         n_tokens = len(vocab.sot_sequence(utt.language)) + len(vocab.encode(text_for_tokens(utt.text, utt.language))) + 1
         if n_tokens > MAX_TARGET_POSITIONS:
